@@ -1,0 +1,128 @@
+// The SQL text of PostgresBackend, built once per backend from its validated table name.
+
+/** Table names: an optional schema, then a name, each a plain identifier. */
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+
+/**
+ * Validates a table name (`name` or `schema.name`) and returns its parts.
+ * Each part is a letter or underscore, then up to 47 letters, digits or
+ * underscores, so that derived index names stay within PostgreSQL's 63 bytes.
+ */
+export function parseTableName(table: unknown): string[] {
+  const parts = typeof table === "string" ? table.split(".") : [];
+  if (
+    parts.length < 1 || parts.length > 2 ||
+    !parts.every((part) => IDENTIFIER.test(part))
+  ) {
+    throw new TypeError(
+      `Cannot create PostgresBackend: table must be an identifier or schema.identifier of letters, digits and underscores, at most 48 characters each: received ${
+        JSON.stringify(table)
+      }`,
+    );
+  }
+  return parts;
+}
+
+/** First keys of the two-key advisory locks, the second being the table's hash. */
+const SCHEMA_LOCK = 0x6361;
+const SWEEP_LOCK = 0x6362;
+
+function quote(part: string): string {
+  return `"${part}"`;
+}
+
+/** The statements of one table. */
+export interface Statements {
+  /** The quoted, possibly schema-qualified, table name. */
+  table: string;
+  present: string;
+  create: string;
+  read: string;
+  write: string;
+  delete: string;
+  clear: string;
+  clearTable: string;
+  invalidateTags: string;
+  sweep: string;
+}
+
+/** Builds every statement for the table `parts` (from {@linkcode parseTableName}). */
+export function statements(parts: string[], unlogged: boolean): Statements {
+  const table = parts.map(quote).join(".");
+  const name = parts[parts.length - 1];
+  const lockKey = `hashtext('cachekit:' || ${literal(parts.join("."))})`;
+  return {
+    table,
+    present: `SELECT to_regclass($1) IS NOT NULL AS present`,
+    // One statement, so one implicit transaction: the advisory lock
+    // serializes concurrent creators and is released at its end.
+    create: `DO $cachekit$ BEGIN
+PERFORM pg_advisory_xact_lock(${SCHEMA_LOCK}, ${lockKey});
+CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${table} (
+  namespace text NOT NULL,
+  key text NOT NULL,
+  kind smallint NOT NULL,
+  value bytea NOT NULL,
+  meta text,
+  etag text,
+  tags text[] NOT NULL DEFAULT '{}',
+  byte_size integer NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  stale_until timestamptz NOT NULL,
+  PRIMARY KEY (namespace, key)
+) WITH (fillfactor = 80);
+CREATE INDEX IF NOT EXISTS ${
+      quote(`${name}_stale_until_idx`)
+    } ON ${table} (stale_until);
+CREATE INDEX IF NOT EXISTS ${
+      quote(`${name}_tags_idx`)
+    } ON ${table} USING gin (tags);
+END $cachekit$`,
+    read: `SELECT kind,
+  CASE WHEN etag IS NOT NULL AND (etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
+    THEN NULL ELSE value END AS value,
+  meta, etag,
+  greatest(0, extract(epoch FROM now() - created_at))::float8 AS age,
+  expires_at <= now() AS stale
+FROM ${table}
+WHERE namespace = $1::text AND key = $2::text AND stale_until > now()`,
+    write: `INSERT INTO ${table}
+  (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
+SELECT $1::text, $2::text, $3::int2, $4::bytea, $5::text, $6::text, $7::text[],
+  octet_length($4::bytea), now(), x.expires_at,
+  x.expires_at + $9::float8 * interval '1 second'
+FROM (SELECT CASE WHEN $8::float8 IS NULL THEN 'infinity'::timestamptz
+  ELSE now() + $8::float8 * interval '1 second' END AS expires_at) AS x
+ON CONFLICT (namespace, key) DO UPDATE SET
+  kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
+  etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
+  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+  stale_until = EXCLUDED.stale_until`,
+    delete: `DELETE FROM ${table} WHERE namespace = $1::text AND key = $2::text
+RETURNING expires_at > now() AS live`,
+    clear: `DELETE FROM ${table} WHERE namespace = $1::text`,
+    clearTable: `TRUNCATE ${table}`,
+    invalidateTags:
+      `WITH gone AS (DELETE FROM ${table} WHERE namespace = $1::text AND tags && $2::text[] RETURNING 1)
+SELECT count(*)::int AS n FROM gone`,
+    // The InitPlan takes a transaction-level advisory lock once per batch:
+    // at most one instance sweeps a table at a time, and no lock outlives
+    // the statement. Rows locked by writers are skipped, and a row rewritten
+    // since it was picked is kept by the outer re-check.
+    sweep: `WITH batch AS (
+  SELECT namespace, key FROM ${table}
+  WHERE stale_until <= now() AND (SELECT pg_try_advisory_xact_lock(${SWEEP_LOCK}, ${lockKey}))
+  ORDER BY stale_until LIMIT $1::int FOR UPDATE SKIP LOCKED
+), gone AS (
+  DELETE FROM ${table} AS e USING batch
+  WHERE e.namespace = batch.namespace AND e.key = batch.key AND e.stale_until <= now()
+  RETURNING 1
+)
+SELECT count(*)::int AS n FROM gone`,
+  };
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}

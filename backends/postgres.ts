@@ -1,0 +1,618 @@
+/**
+ * A cache backend that stores entries in a PostgreSQL table, shared by every
+ * process that uses the same database. It runs on postgres.js (`dsn`), on a
+ * client you pass (postgres.js, deno-postgres, PGlite), or on an embedded
+ * PGlite database (`embedded`).
+ *
+ * @example Connecting with a DSN
+ * ```ts ignore
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ *
+ * const backend = new PostgresBackend({
+ *   dsn: "postgresql://user:password@localhost:5432/mydb",
+ *   namespace: "myapp-cache",
+ * });
+ * await backend.set("answer", 42, { expire: 60 });
+ * console.log(await backend.get("answer")); // 42
+ * await backend.close();
+ * ```
+ *
+ * @module
+ */
+import postgres from "postgres";
+import {
+  checkKey,
+  checkNamespace,
+  decodeValue,
+  encodeValue,
+  toBytes,
+  writeTerms,
+} from "./_codec.ts";
+import { burstLogger, report } from "./_report.ts";
+import { parseTableName, type Statements, statements } from "./_sql.ts";
+import { type PostgresClient, type SqlDriver, toSqlDriver } from "./sql_driver.ts";
+import type {
+  CacheBackend,
+  CacheEntry,
+  CacheErrorHandler,
+  CacheValue,
+  EntryKind,
+  ReadEntryOptions,
+  SetOptions,
+  StoredEntry,
+  WriteEntryOptions,
+} from "./types.ts";
+
+/** Options of an embedded PGlite database. */
+export interface EmbeddedOptions {
+  /**
+   * A directory to keep the database in, so entries survive restarts. Without
+   * it the database lives in memory.
+   *
+   * @default {undefined} in memory
+   */
+  dataDir?: string;
+}
+
+/** Options of {@linkcode PostgresBackend}. Exactly one of `dsn`, `client` and `embedded` is given. */
+export interface PostgresBackendOptions {
+  /**
+   * A PostgreSQL connection string (`postgres://` or `postgresql://`). The
+   * backend builds and owns a postgres.js pool for it.
+   */
+  dsn?: string;
+  /**
+   * An existing connection source: a postgres.js `Sql`, a deno-postgres
+   * `Pool`, a PGlite instance or a {@linkcode SqlDriver}. The backend does
+   * not close it.
+   */
+  client?: PostgresClient;
+  /**
+   * Runs on an embedded PGlite database, loaded only when this is set:
+   * `true` keeps it in memory, `{ dataDir }` on disk.
+   */
+  embedded?: true | EmbeddedOptions;
+  /**
+   * The namespace of every key. Any non-empty string: it is stored as data,
+   * never pasted into SQL.
+   *
+   * @default {"hono_cache"}
+   */
+  namespace?: string;
+  /**
+   * The table of entries, `name` or `schema.name`, created on first use.
+   *
+   * @default {"cachekit_entries"}
+   */
+  table?: string;
+  /**
+   * Whether the table is created UNLOGGED: faster writes, but its contents
+   * are lost on a database crash and are not replicated to standbys.
+   *
+   * @default {true}
+   */
+  unlogged?: boolean;
+  /**
+   * Connections opened at start with `dsn`, so first requests do not wait
+   * for connecting.
+   *
+   * @default {1}
+   */
+  minSize?: number;
+  /**
+   * The most connections of the pool built for `dsn`.
+   *
+   * @default {10}
+   */
+  maxSize?: number;
+  /**
+   * Seconds between sweeps of expired rows; `0` turns the background sweep
+   * off (call {@linkcode PostgresBackend.sweep} yourself).
+   *
+   * @default {60}
+   */
+  sweepInterval?: number;
+  /**
+   * The most rows one sweep statement deletes.
+   *
+   * @default {1000}
+   */
+  sweepBatchSize?: number;
+  /**
+   * Milliseconds a cache query may take before it is abandoned and the
+   * request goes on without the cache.
+   *
+   * @default {1000}
+   */
+  queryTimeout?: number;
+  /**
+   * Milliseconds to wait for the first connection and the table before
+   * requests go on without the cache.
+   *
+   * @default {5000}
+   */
+  connectTimeout?: number;
+  /**
+   * Receives errors of background work (warm-up, sweeps).
+   *
+   * @default {console.error, once per burst}
+   */
+  onError?: CacheErrorHandler;
+}
+
+/** The error a cache query rejects with when it outlives its timeout. */
+export class CacheTimeoutError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param operation What timed out.
+   * @param ms The limit that was exceeded.
+   *
+   * @example Telling timeouts apart
+   * ```ts
+   * import { CacheTimeoutError } from "@cachekit/hono/postgres";
+   *
+   * const error: unknown = new CacheTimeoutError("readEntry", 1000);
+   * console.log(error instanceof CacheTimeoutError); // true
+   * ```
+   */
+  constructor(operation: string, ms: number) {
+    super(`Cache ${operation} timed out after ${ms} ms`);
+    this.name = "CacheTimeoutError";
+  }
+}
+
+function positiveInteger(name: string, value: unknown): number {
+  if (!Number.isInteger(value) || (value as number) < 1) {
+    throw new RangeError(
+      `Cannot create PostgresBackend: ${name} must be a positive integer: received ${value}`,
+    );
+  }
+  return value as number;
+}
+
+function nonNegativeNumber(name: string, value: unknown): number {
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || value < 0
+  ) {
+    throw new RangeError(
+      `Cannot create PostgresBackend: ${name} must be a non-negative number: received ${value}`,
+    );
+  }
+  return value;
+}
+
+function checkDsn(dsn: unknown): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(String(dsn));
+  } catch {
+    url = undefined;
+  }
+  if (
+    typeof dsn !== "string" || !url ||
+    (url.protocol !== "postgres:" && url.protocol !== "postgresql:")
+  ) {
+    throw new TypeError(
+      `Cannot create PostgresBackend: dsn must be a postgres:// or postgresql:// URL: received ${
+        typeof dsn === "string" ? "a malformed string" : typeof dsn
+      }`,
+    );
+  }
+  return dsn;
+}
+
+async function openEmbedded(options: EmbeddedOptions): Promise<SqlDriver> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const db = new PGlite(options.dataDir);
+  await db.waitReady;
+  return toSqlDriver(db, true);
+}
+
+function unrefTimer(id: number): void {
+  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
+    .Deno;
+  if (deno?.unrefTimer) deno.unrefTimer(id);
+  else (id as unknown as { unref?(): void }).unref?.();
+}
+
+/**
+ * A cache backend on a PostgreSQL table, shared by every process on the same
+ * database. Expiry is decided by the database clock inside each read;
+ * expired rows are removed by a background sweep that runs on one instance
+ * at a time, in bounded batches.
+ *
+ * @example The seed's set-up, on an embedded database
+ * ```ts ignore
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ *
+ * const backend = new PostgresBackend({ embedded: true, namespace: "myapp-cache" });
+ * await backend.set("user:1", { name: "Ada" }, { expire: 120 });
+ * console.log(await backend.get("user:1"));
+ * await backend.close();
+ * ```
+ */
+export class PostgresBackend implements CacheBackend {
+  /** The namespace every key of this backend lives under. */
+  readonly namespace: string;
+  #sql: Statements;
+  #tableName: string;
+  #driver: Promise<SqlDriver>;
+  #ready: Promise<SqlDriver> | undefined;
+  #queryTimeout: number;
+  #connectTimeout: number;
+  #sweepBatchSize: number;
+  #onError: CacheErrorHandler;
+  #sweepTimer: number | undefined;
+  #sweeping: Promise<number> | undefined;
+  #closed: Promise<void> | undefined;
+  #roundTrips = 0;
+
+  /**
+   * Creates the backend. It does not wait for the database: connecting and
+   * creating the table start in the background, and an unreachable database
+   * neither blocks nor throws here.
+   *
+   * @param options Where the database is, and how to use it.
+   * @throws {TypeError} If not exactly one of `dsn`, `client` and `embedded`
+   * is given, or `dsn`, `namespace` or `table` is malformed.
+   * @throws {RangeError} If a size, interval or timeout is out of range, or
+   * `minSize` exceeds `maxSize`.
+   */
+  constructor(options: PostgresBackendOptions) {
+    const given = (["dsn", "client", "embedded"] as const).filter((name) =>
+      options?.[name] !== undefined
+    );
+    if (given.length !== 1) {
+      throw new TypeError(
+        `Cannot create PostgresBackend: exactly one of dsn, client and embedded must be given: received ${
+          given.length === 0 ? "none" : given.join(", ")
+        }`,
+      );
+    }
+    this.namespace = checkNamespace(
+      "PostgresBackend",
+      options.namespace ?? "hono_cache",
+    );
+    const parts = parseTableName(options.table ?? "cachekit_entries");
+    this.#tableName = parts.join(".");
+    this.#sql = statements(parts, options.unlogged ?? true);
+    const minSize = positiveInteger("minSize", options.minSize ?? 1);
+    const maxSize = positiveInteger("maxSize", options.maxSize ?? 10);
+    if (minSize > maxSize) {
+      throw new RangeError(
+        `Cannot create PostgresBackend: minSize must not exceed maxSize: received minSize ${minSize} and maxSize ${maxSize}`,
+      );
+    }
+    const sweepInterval = nonNegativeNumber(
+      "sweepInterval",
+      options.sweepInterval ?? 60,
+    );
+    this.#sweepBatchSize = positiveInteger(
+      "sweepBatchSize",
+      options.sweepBatchSize ?? 1000,
+    );
+    this.#queryTimeout = positiveInteger(
+      "queryTimeout",
+      options.queryTimeout ?? 1000,
+    );
+    this.#connectTimeout = positiveInteger(
+      "connectTimeout",
+      options.connectTimeout ?? 5000,
+    );
+    this.#onError = options.onError ?? burstLogger();
+    if (typeof this.#onError !== "function") {
+      throw new TypeError(
+        `Cannot create PostgresBackend: onError must be a function: received ${typeof this
+          .#onError}`,
+      );
+    }
+
+    if (options.dsn !== undefined) {
+      const sql = postgres(checkDsn(options.dsn), {
+        max: maxSize,
+        prepare: true,
+        onnotice: () => {},
+        connect_timeout: Math.ceil(this.#connectTimeout / 1000),
+        idle_timeout: 300,
+      });
+      this.#driver = Promise.resolve(toSqlDriver(sql, true));
+      this.#warm(minSize);
+    } else if (options.client !== undefined) {
+      this.#driver = Promise.resolve(toSqlDriver(options.client));
+    } else {
+      const embedded = options.embedded === true ? {} : options.embedded;
+      if (typeof embedded !== "object" || embedded === null) {
+        throw new TypeError(
+          `Cannot create PostgresBackend: embedded must be true or { dataDir }: received ${embedded}`,
+        );
+      }
+      this.#driver = openEmbedded(embedded);
+    }
+    // Keep a failed start from becoming an unhandled rejection; requests see
+    // the error through #connection() and go on without the cache.
+    this.#driver.catch((error) =>
+      report(this.#onError, error, this.#context("connect"))
+    );
+    void this.#connection().catch(() => {});
+    if (sweepInterval > 0) {
+      this.#sweepTimer = setInterval(() => {
+        this.#sweeping ??= this.sweep()
+          .catch((error) => {
+            report(this.#onError, error, this.#context("sweep"));
+            return 0;
+          })
+          .finally(() => this.#sweeping = undefined);
+      }, sweepInterval * 1000);
+      unrefTimer(this.#sweepTimer);
+    }
+  }
+
+  /**
+   * How many SQL statements this backend has sent. Tests use it to count
+   * round trips.
+   */
+  get roundTrips(): number {
+    return this.#roundTrips;
+  }
+
+  /**
+   * Resolves once the database is reachable and the table exists, creating
+   * it if needed.
+   *
+   * @returns Nothing.
+   * @throws {Error} If the database cannot be reached or the table cannot be
+   * created.
+   */
+  async ready(): Promise<void> {
+    await this.#connection();
+  }
+
+  /**
+   * Resolves to the value at `key`, or `undefined` when missing or expired.
+   *
+   * @param key The key.
+   * @returns The value.
+   */
+  async get(key: string): Promise<CacheValue | undefined> {
+    const entry = await this.readEntry(key);
+    return entry && !entry.stale ? decodeValue(entry) : undefined;
+  }
+
+  /**
+   * Stores a JSON value or bytes at `key`, replacing any value there.
+   *
+   * @param key The key.
+   * @param value The value.
+   * @param options Expiry and tags.
+   * @throws {RangeError} If `expire` is not a positive number.
+   */
+  async set(
+    key: string,
+    value: CacheValue,
+    options?: SetOptions,
+  ): Promise<void> {
+    await this.writeEntry(key, encodeValue(value), options);
+  }
+
+  /**
+   * Resolves to whether an unexpired value is stored at `key`.
+   *
+   * @param key The key.
+   * @returns Whether it is there.
+   */
+  async has(key: string): Promise<boolean> {
+    const entry = await this.readEntry(key, { etags: ["*"] });
+    return entry !== undefined && !entry.stale;
+  }
+
+  /**
+   * Deletes the entry at `key`.
+   *
+   * @param key The key.
+   * @returns Whether an unexpired entry was there.
+   */
+  async delete(key: string): Promise<boolean> {
+    const rows = await this.#query("delete", this.#sql.delete, [
+      this.namespace,
+      checkKey(key),
+    ]);
+    return rows.length > 0 && rows[0].live === true;
+  }
+
+  /**
+   * Deletes every entry of this backend's namespace, and only those.
+   *
+   * @returns Nothing.
+   */
+  async clear(): Promise<void> {
+    await this.#query("clear", this.#sql.clear, [this.namespace]);
+  }
+
+  /**
+   * Deletes every entry of every namespace in the table.
+   *
+   * @returns Nothing.
+   */
+  async clearTable(): Promise<void> {
+    await this.#query("clearTable", this.#sql.clearTable, []);
+  }
+
+  /**
+   * Deletes every entry of this namespace that carries any of `tags`, in one
+   * indexed statement.
+   *
+   * @param tags The tags.
+   * @returns How many entries were deleted.
+   */
+  async invalidateTags(tags: readonly string[]): Promise<number> {
+    const rows = await this.#query("invalidateTags", this.#sql.invalidateTags, [
+      this.namespace,
+      [...tags],
+    ]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Deletes expired rows of every namespace, in batches of `sweepBatchSize`.
+   * When another instance is sweeping the same table, it returns at once.
+   *
+   * @returns How many rows were deleted.
+   */
+  async sweep(): Promise<number> {
+    let total = 0;
+    while (this.#closed === undefined) {
+      const rows = await this.#query("sweep", this.#sql.sweep, [
+        this.#sweepBatchSize,
+      ]);
+      const deleted = Number(rows[0]?.n ?? 0);
+      total += deleted;
+      if (deleted < this.#sweepBatchSize) break;
+    }
+    return total;
+  }
+
+  /**
+   * Stops the sweep and closes the pool the backend built. A `client` passed
+   * in is left open. Calling it again does nothing.
+   *
+   * @returns Nothing.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      clearInterval(this.#sweepTimer);
+      await this.#sweeping;
+      const driver = await this.#driver.catch(() => undefined);
+      await driver?.close();
+    })();
+    return this.#closed;
+  }
+
+  /**
+   * Reads the raw entry at `key`, fresh or within its stale window, by the
+   * database clock.
+   *
+   * @param key The key.
+   * @param options The etags the client holds.
+   * @returns The entry, or `undefined`.
+   */
+  async readEntry(
+    key: string,
+    options?: ReadEntryOptions,
+  ): Promise<StoredEntry | undefined> {
+    const rows = await this.#query("readEntry", this.#sql.read, [
+      this.namespace,
+      checkKey(key),
+      [...options?.etags ?? []],
+    ]);
+    const row = rows[0];
+    if (!row) return undefined;
+    const notModified = row.value === null;
+    return {
+      kind: Number(row.kind) as EntryKind,
+      body: notModified ? new Uint8Array(0) : toBytes(row.value),
+      meta: row.meta === null ? undefined : String(row.meta),
+      etag: row.etag === null ? undefined : String(row.etag),
+      age: Number(row.age),
+      stale: row.stale === true,
+      notModified,
+    };
+  }
+
+  /**
+   * Writes the raw entry at `key`, replacing any entry there.
+   *
+   * @param key The key.
+   * @param entry The entry.
+   * @param options Expiry, stale window and tags.
+   * @returns Nothing.
+   * @throws {RangeError} If `expire` or `staleFor` is out of range.
+   */
+  async writeEntry(
+    key: string,
+    entry: CacheEntry,
+    options?: WriteEntryOptions,
+  ): Promise<void> {
+    const terms = writeTerms(options);
+    await this.#query("writeEntry", this.#sql.write, [
+      this.namespace,
+      checkKey(key),
+      entry.kind,
+      entry.body,
+      entry.meta ?? null,
+      entry.etag ?? null,
+      terms.tags,
+      terms.expire,
+      terms.staleFor,
+    ]);
+  }
+
+  #context(operation: string, key?: string) {
+    return { operation, namespace: this.namespace, key };
+  }
+
+  #warm(connections: number): void {
+    // Concurrent queries make postgres.js open that many connections.
+    for (let i = 0; i < connections; i++) {
+      this.#driver
+        .then((driver) => driver.query("SELECT 1", []))
+        .catch(() => {/* reported by the first real query */});
+    }
+  }
+
+  #connection(): Promise<SqlDriver> {
+    this.#ready ??= (async () => {
+      const driver = await this.#driver;
+      this.#roundTrips++;
+      const [row] = await driver.query(this.#sql.present, [this.#sql.table]);
+      if (row?.present !== true) {
+        this.#roundTrips++;
+        await driver.query(this.#sql.create, []);
+      }
+      return driver;
+    })();
+    // A failed start is retried by the next query.
+    this.#ready.catch(() => this.#ready = undefined);
+    return this.#ready;
+  }
+
+  async #query(
+    operation: string,
+    text: string,
+    params: unknown[],
+  ): Promise<Record<string, unknown>[]> {
+    if (this.#closed) {
+      throw new Error(
+        `Cannot ${operation}: the PostgresBackend of table ${this.#tableName} is closed`,
+      );
+    }
+    const driver = await withTimeout(
+      this.#connection(),
+      this.#connectTimeout,
+      "connect",
+    );
+    this.#roundTrips++;
+    return await withTimeout(
+      driver.query(text, params),
+      this.#queryTimeout,
+      operation,
+    );
+  }
+}
+
+function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  operation: string,
+): Promise<T> {
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new CacheTimeoutError(operation, ms)),
+      ms,
+    );
+  });
+  // A query that settles after its timeout must not become unhandled.
+  promise.catch(() => {});
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
