@@ -103,7 +103,9 @@ export function checkNamespace(owner: string, namespace: unknown): string {
 /** Throws a `TypeError` unless `key` is a string. */
 export function checkKey(key: unknown): string {
   if (typeof key !== "string") {
-    throw new TypeError(`Invalid key: must be a string: received ${typeof key}`);
+    throw new TypeError(
+      `Invalid key: must be a string: received ${typeof key}`,
+    );
   }
   return key;
 }

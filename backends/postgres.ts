@@ -30,7 +30,11 @@ import {
 } from "./_codec.ts";
 import { burstLogger, report } from "./_report.ts";
 import { parseTableName, type Statements, statements } from "./_sql.ts";
-import { type PostgresClient, type SqlDriver, toSqlDriver } from "./sql_driver.ts";
+import {
+  type PostgresClient,
+  type SqlDriver,
+  toSqlDriver,
+} from "./sql_driver.ts";
 import type {
   CacheBackend,
   CacheEntry,
@@ -209,11 +213,15 @@ async function openEmbedded(options: EmbeddedOptions): Promise<SqlDriver> {
   return toSqlDriver(db, true);
 }
 
-function unrefTimer(id: number): void {
-  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
-    .Deno;
-  if (deno?.unrefTimer) deno.unrefTimer(id);
-  else (id as unknown as { unref?(): void }).unref?.();
+/** Lets the process exit while `timer` is pending, on Deno and on Node. */
+function unrefTimer(timer: ReturnType<typeof setInterval>): void {
+  if (typeof timer === "number") {
+    const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
+      .Deno;
+    deno?.unrefTimer?.(timer);
+  } else {
+    (timer as { unref?(): void }).unref?.();
+  }
 }
 
 /**
@@ -243,7 +251,7 @@ export class PostgresBackend implements CacheBackend {
   #connectTimeout: number;
   #sweepBatchSize: number;
   #onError: CacheErrorHandler;
-  #sweepTimer: number | undefined;
+  #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #sweeping: Promise<number> | undefined;
   #closed: Promise<void> | undefined;
   #roundTrips = 0;
@@ -344,7 +352,7 @@ export class PostgresBackend implements CacheBackend {
           })
           .finally(() => this.#sweeping = undefined);
       }, sweepInterval * 1000);
-      unrefTimer(this.#sweepTimer);
+      unrefTimer(this.#sweepTimer!);
     }
   }
 
@@ -605,7 +613,7 @@ function withTimeout<T>(
   ms: number,
   operation: string,
 ): Promise<T> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new CacheTimeoutError(operation, ms)),

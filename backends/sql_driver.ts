@@ -80,7 +80,9 @@ function isPostgresJs(client: PostgresClient): client is PostgresJsClient {
   return typeof (client as PostgresJsClient).unsafe === "function";
 }
 
-function isDenoPostgresPool(client: PostgresClient): client is DenoPostgresPool {
+function isDenoPostgresPool(
+  client: PostgresClient,
+): client is DenoPostgresPool {
   return typeof (client as DenoPostgresPool).connect === "function" &&
     typeof (client as DenoPostgresPool).end === "function";
 }
