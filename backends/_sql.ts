@@ -44,13 +44,15 @@ export interface Statements {
   clearTable: string;
   invalidateTags: string;
   sweep: string;
+  lock: string;
+  unlock: string;
 }
 
 /** Builds every statement for the table `parts` (from {@linkcode parseTableName}). */
 export function statements(parts: string[], unlogged: boolean): Statements {
   const table = parts.map(quote).join(".");
   const name = parts[parts.length - 1];
-  const lockKey = `hashtext('cachekit:' || ${literal(parts.join("."))})`;
+  const lockKey = `hashtext(${literal(`cachekit:${parts.join(".")}`)})`;
   return {
     table,
     present: `SELECT to_regclass($1) IS NOT NULL AS present`,
@@ -106,6 +108,12 @@ RETURNING expires_at > now() AS live`,
     invalidateTags:
       `WITH gone AS (DELETE FROM ${table} WHERE namespace = $1::text AND tags && $2::text[] RETURNING 1)
 SELECT count(*)::int AS n FROM gone`,
+    // Session-level locks, held on a connection of their own: they go with
+    // it if the process dies.
+    lock:
+      `SELECT pg_try_advisory_lock(hashtextextended(${lockKey} || chr(0) || $1::text || chr(0) || $2::text, 0)) AS acquired`,
+    unlock:
+      `SELECT pg_advisory_unlock(hashtextextended(${lockKey} || chr(0) || $1::text || chr(0) || $2::text, 0)) AS released`,
     // The InitPlan takes a transaction-level advisory lock once per batch:
     // at most one instance sweeps a table at a time, and no lock outlives
     // the statement. Rows locked by writers are skipped, and a row rewritten

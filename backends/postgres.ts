@@ -33,6 +33,7 @@ import { parseTableName, type Statements, statements } from "./_sql.ts";
 import {
   type PostgresClient,
   type SqlDriver,
+  type SqlSession,
   toSqlDriver,
 } from "./sql_driver.ts";
 import type {
@@ -41,6 +42,7 @@ import type {
   CacheErrorHandler,
   CacheValue,
   EntryKind,
+  KeyLock,
   ReadEntryOptions,
   SetOptions,
   StoredEntry,
@@ -137,11 +139,54 @@ export interface PostgresBackendOptions {
    */
   connectTimeout?: number;
   /**
+   * Consecutive failed queries after which the circuit opens: queries then
+   * fail at once, without touching the database, for `breakerCooldown`.
+   *
+   * @default {5}
+   */
+  breakerThreshold?: number;
+  /**
+   * Milliseconds the open circuit waits before one probe query is let
+   * through; its success closes the circuit.
+   *
+   * @default {5000}
+   */
+  breakerCooldown?: number;
+  /**
+   * The clock of the circuit breaker, in milliseconds. Tests inject one.
+   *
+   * @default {Date.now}
+   */
+  now?: () => number;
+  /**
    * Receives errors of background work (warm-up, sweeps).
    *
    * @default {console.error, once per burst}
    */
   onError?: CacheErrorHandler;
+}
+
+/** The error a cache query rejects with while the circuit breaker is open. */
+export class CacheUnavailableError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param operation What was refused.
+   *
+   * @example Telling an open circuit apart
+   * ```ts
+   * import { CacheUnavailableError } from "@cachekit/hono/postgres";
+   *
+   * const error: unknown = new CacheUnavailableError("readEntry");
+   * console.log(error instanceof CacheUnavailableError); // true
+   * ```
+   */
+  constructor(operation: string) {
+    super(
+      `Cache ${operation} skipped: the database failed repeatedly and the circuit is open`,
+    );
+    this.name = "CacheUnavailableError";
+  }
 }
 
 /** The error a cache query rejects with when it outlives its timeout. */
@@ -255,6 +300,13 @@ export class PostgresBackend implements CacheBackend {
   #sweeping: Promise<number> | undefined;
   #closed: Promise<void> | undefined;
   #roundTrips = 0;
+  #breakerThreshold: number;
+  #breakerCooldown: number;
+  #now: () => number;
+  #failures = 0;
+  #openUntil = 0;
+  #probing = false;
+  #session: Promise<SqlSession> | undefined;
 
   /**
    * Creates the backend. It does not wait for the database: connecting and
@@ -308,6 +360,15 @@ export class PostgresBackend implements CacheBackend {
       "connectTimeout",
       options.connectTimeout ?? 5000,
     );
+    this.#breakerThreshold = positiveInteger(
+      "breakerThreshold",
+      options.breakerThreshold ?? 5,
+    );
+    this.#breakerCooldown = nonNegativeNumber(
+      "breakerCooldown",
+      options.breakerCooldown ?? 5000,
+    );
+    this.#now = options.now ?? Date.now;
     this.#onError = options.onError ?? burstLogger();
     if (typeof this.#onError !== "function") {
       throw new TypeError(
@@ -490,6 +551,8 @@ export class PostgresBackend implements CacheBackend {
     this.#closed ??= (async () => {
       clearInterval(this.#sweepTimer);
       await this.#sweeping;
+      const session = await this.#session?.catch(() => undefined);
+      session?.release();
       const driver = await this.#driver.catch(() => undefined);
       await driver?.close();
     })();
@@ -513,18 +576,7 @@ export class PostgresBackend implements CacheBackend {
       checkKey(key),
       [...options?.etags ?? []],
     ]);
-    const row = rows[0];
-    if (!row) return undefined;
-    const notModified = row.value === null;
-    return {
-      kind: Number(row.kind) as EntryKind,
-      body: notModified ? new Uint8Array(0) : toBytes(row.value),
-      meta: row.meta === null ? undefined : String(row.meta),
-      etag: row.etag === null ? undefined : String(row.etag),
-      age: Number(row.age),
-      stale: row.stale === true,
-      notModified,
-    };
+    return toStoredEntry(rows[0]);
   }
 
   /**
@@ -553,6 +605,129 @@ export class PostgresBackend implements CacheBackend {
       terms.expire,
       terms.staleFor,
     ]);
+  }
+
+  /**
+   * Tries to lock `key` across every process on this database, with a
+   * session-level advisory lock on a connection of its own, which PostgreSQL
+   * releases if the process dies. When the lock is taken, the entry is read
+   * again on the same connection, after the lock, so that a value written by
+   * the previous holder is seen. Drivers without sessions (an embedded
+   * database) always acquire.
+   *
+   * @param key The key.
+   * @param options The etags the client holds, for the re-read.
+   * @returns The lock, and the entry if one is there now.
+   */
+  async lock(key: string, options?: ReadEntryOptions): Promise<KeyLock> {
+    checkKey(key);
+    const driver = await withTimeout(
+      this.#connection(),
+      this.#connectTimeout,
+      "connect",
+    );
+    if (!driver.session) {
+      return { acquired: true, release: () => Promise.resolve() };
+    }
+    const session = await this.#lockSession(driver);
+    const params = [this.namespace, key];
+    let acquired: boolean;
+    let entry: StoredEntry | undefined;
+    try {
+      // Pipelined on one connection: the read runs after the lock is taken.
+      const [locked, read] = await this.#guard("lock", async () => {
+        this.#roundTrips += 2;
+        return await withTimeout(
+          Promise.all([
+            session.query(this.#sql.lock, params),
+            session.query(this.#sql.read, [
+              ...params,
+              [...options?.etags ?? []],
+            ]),
+          ]),
+          this.#queryTimeout,
+          "lock",
+        );
+      });
+      acquired = locked[0]?.acquired === true;
+      entry = acquired ? toStoredEntry(read[0]) : undefined;
+    } catch (error) {
+      this.#dropSession(session);
+      throw error;
+    }
+    let released: Promise<void> | undefined;
+    return {
+      acquired,
+      entry,
+      release: () => {
+        if (!acquired) return Promise.resolve();
+        released ??= this.#guard("unlock", async () => {
+          this.#roundTrips++;
+          await withTimeout(
+            session.query(this.#sql.unlock, params),
+            this.#queryTimeout,
+            "unlock",
+          );
+        }).catch((error) => {
+          // A lock that cannot be released is released with its connection.
+          this.#dropSession(session);
+          throw error;
+        });
+        return released;
+      },
+    };
+  }
+
+  #lockSession(driver: SqlDriver): Promise<SqlSession> {
+    if (!this.#session) {
+      const session = withTimeout(
+        driver.session!(),
+        this.#connectTimeout,
+        "session",
+      );
+      this.#session = session;
+      session.catch(() => {
+        if (this.#session === session) this.#session = undefined;
+      });
+    }
+    return this.#session;
+  }
+
+  #dropSession(session: SqlSession): void {
+    const current = this.#session;
+    this.#session = undefined;
+    void current?.then((held) => {
+      if (held === session) held.release();
+    }, () => {});
+  }
+
+  /** Runs `fn` under the circuit breaker. */
+  async #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    if (this.#failures >= this.#breakerThreshold) {
+      if (this.#now() < this.#openUntil || this.#probing) {
+        throw new CacheUnavailableError(operation);
+      }
+      this.#probing = true;
+    }
+    try {
+      const result = await fn();
+      this.#failures = 0;
+      return result;
+    } catch (error) {
+      this.#failures++;
+      if (this.#failures >= this.#breakerThreshold) {
+        this.#openUntil = this.#now() + this.#breakerCooldown;
+      }
+      throw error;
+    } finally {
+      this.#probing = false;
+    }
+  }
+
+  /** Whether the circuit breaker is open: queries are skipped. */
+  get circuitOpen(): boolean {
+    return this.#failures >= this.#breakerThreshold &&
+      this.#now() < this.#openUntil;
   }
 
   #context(operation: string, key?: string) {
@@ -594,18 +769,36 @@ export class PostgresBackend implements CacheBackend {
         `Cannot ${operation}: the PostgresBackend of table ${this.#tableName} is closed`,
       );
     }
-    const driver = await withTimeout(
-      this.#connection(),
-      this.#connectTimeout,
-      "connect",
-    );
-    this.#roundTrips++;
-    return await withTimeout(
-      driver.query(text, params),
-      this.#queryTimeout,
-      operation,
-    );
+    return await this.#guard(operation, async () => {
+      const driver = await withTimeout(
+        this.#connection(),
+        this.#connectTimeout,
+        "connect",
+      );
+      this.#roundTrips++;
+      return await withTimeout(
+        driver.query(text, params),
+        this.#queryTimeout,
+        operation,
+      );
+    });
   }
+}
+
+function toStoredEntry(
+  row: Record<string, unknown> | undefined,
+): StoredEntry | undefined {
+  if (!row) return undefined;
+  const notModified = row.value === null;
+  return {
+    kind: Number(row.kind) as EntryKind,
+    body: notModified ? new Uint8Array(0) : toBytes(row.value),
+    meta: row.meta === null ? undefined : String(row.meta),
+    etag: row.etag === null ? undefined : String(row.etag),
+    age: Number(row.age),
+    stale: row.stale === true,
+    notModified,
+  };
 }
 
 function withTimeout<T>(

@@ -18,12 +18,30 @@
 export type SqlRow = Record<string, unknown>;
 
 /**
+ * One connection held apart from the pool, on which session-level advisory
+ * locks are taken: they are released with the connection, so no lock
+ * outlives its holder.
+ */
+export interface SqlSession {
+  /** Runs `text` with `$1`-style `params` on this connection. */
+  query(text: string, params: readonly unknown[]): Promise<SqlRow[]>;
+  /** Returns the connection to its pool. */
+  release(): void;
+}
+
+/**
  * What {@linkcode PostgresBackend} needs of a database connection: run one
  * parameterized statement and return its rows.
  */
 export interface SqlDriver {
   /** Runs `text` with `$1`-style `params` and resolves to its rows. */
   query(text: string, params: readonly unknown[]): Promise<SqlRow[]>;
+  /**
+   * Takes one connection for locks that must be held across statements.
+   * Drivers without it (an embedded database, one process) coordinate in
+   * process only.
+   */
+  session?(): Promise<SqlSession>;
   /** Releases the connection source, if the driver owns it. */
   close(): Promise<void>;
 }
@@ -36,8 +54,22 @@ export interface PostgresJsClient {
     parameters?: never[],
     options?: { prepare?: boolean },
   ): PromiseLike<readonly SqlRow[]>;
+  /** Takes a connection out of the pool until `release()`. */
+  reserve?(): Promise<PostgresJsReserved>;
   /** Closes every connection. */
   end(options?: { timeout?: number }): Promise<void>;
+}
+
+/** A postgres.js connection reserved from its pool. */
+export interface PostgresJsReserved {
+  /** Runs a statement with parameters on this connection. */
+  unsafe(
+    query: string,
+    parameters?: never[],
+    options?: { prepare?: boolean },
+  ): PromiseLike<readonly SqlRow[]>;
+  /** Returns the connection to the pool. */
+  release(): void;
 }
 
 /** The part of a deno-postgres `PoolClient` (`jsr:@db/postgres`) that is used. */
@@ -132,6 +164,21 @@ export function toSqlDriver(
           ...await client.unsafe(text, params as never[], { prepare: true }),
         ];
       },
+      session: client.reserve
+        ? async () => {
+          const reserved = await client.reserve!();
+          return {
+            async query(text, params) {
+              return [
+                ...await reserved.unsafe(text, params as never[], {
+                  prepare: true,
+                }),
+              ];
+            },
+            release: () => reserved.release(),
+          };
+        }
+        : undefined,
       close: () => owned ? client.end({ timeout: 5 }) : Promise.resolve(),
     };
   }
@@ -154,12 +201,23 @@ export function toSqlDriver(
           connection.release();
         }
       },
+      async session() {
+        const connection = await client.connect();
+        return {
+          async query(text, params) {
+            return (await connection.queryObject(text, [...params]))
+              .rows as SqlRow[];
+          },
+          release: () => connection.release(),
+        };
+      },
       close: () => owned ? client.end() : Promise.resolve(),
     };
   }
   if (isSqlDriver(client)) {
     return {
       query: (text, params) => client.query(text, params),
+      session: client.session?.bind(client),
       close: () => owned ? client.close() : Promise.resolve(),
     };
   }

@@ -106,6 +106,22 @@ export interface StoredEntry extends CacheEntry {
 }
 
 /**
+ * A lock on one key across every process that shares a backend, from
+ * {@linkcode CacheBackend.lock}.
+ */
+export interface KeyLock {
+  /** Whether this caller holds the lock and is to compute the key. */
+  acquired: boolean;
+  /**
+   * The entry as read after the lock was taken: another process may have
+   * written it since the caller last looked.
+   */
+  entry?: StoredEntry;
+  /** Releases the lock. Calling it again does nothing. */
+  release(): Promise<void>;
+}
+
+/**
  * A cache store. {@linkcode MemoryBackend} and {@linkcode PostgresBackend}
  * implement it; so can any other store.
  *
@@ -139,6 +155,13 @@ export interface CacheBackend {
     entry: CacheEntry,
     options?: WriteEntryOptions,
   ): Promise<void>;
+  /**
+   * Optional: tries to lock `key` across processes, so that one of them
+   * computes it. Backends of a single process leave it out.
+   */
+  lock?(key: string, options?: ReadEntryOptions): Promise<KeyLock>;
+  /** Optional: deletes every entry of the namespace carrying any of `tags`. */
+  invalidateTags?(tags: readonly string[]): Promise<number>;
 }
 
 /** Where a cache-side error happened, passed to {@linkcode CacheErrorHandler}. */

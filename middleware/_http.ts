@@ -79,3 +79,12 @@ export async function bodyTag(body: Uint8Array): Promise<string> {
     btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "")
   }"`;
 }
+
+/** Adds `names` to the response's `Vary` header, without repeating any. */
+export function mergeVary(headers: Headers, names: string): void {
+  const current = headers.get("vary");
+  if (!current) return headers.set("vary", names);
+  const have = new Set(headerList(current));
+  const add = headerList(names).filter((name) => !have.has(name));
+  if (add.length) headers.set("vary", `${current}, ${add.join(", ")}`);
+}

@@ -16,9 +16,9 @@
  *
  * @module
  */
-import type { Hono, MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
 import type { CacheBackend } from "../backends/types.ts";
-import { cached, type CachedOptions } from "./cached.ts";
+import { type AppFetcher, cached, type CachedOptions } from "./cached.ts";
 
 /** Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route. */
 export type CacheDefaults = Omit<CachedOptions, "backend">;
@@ -42,8 +42,7 @@ export type CacheDefaults = Omit<CachedOptions, "backend">;
 export class Cache {
   #backend: CacheBackend | undefined;
   #defaults: CacheDefaults = {};
-  // deno-lint-ignore no-explicit-any
-  #app: Hono<any, any, any> | undefined;
+  #app: AppFetcher | undefined;
 
   /**
    * The backend given to {@linkcode Cache.init}.
@@ -64,8 +63,7 @@ export class Cache {
    *
    * @returns The app, or `undefined`.
    */
-  // deno-lint-ignore no-explicit-any
-  get app(): Hono<any, any, any> | undefined {
+  get app(): AppFetcher | undefined {
     return this.#app;
   }
 
@@ -91,7 +89,8 @@ export class Cache {
 
   /**
    * Like {@linkcode Cache.init}, and remembers the app the routes belong to
-   * (the seed's `init_app`).
+   * (the seed's `init_app`), through which stale entries are refreshed in
+   * the background.
    *
    * @param app The Hono app.
    * @param backend Where entries are stored.
@@ -99,8 +98,7 @@ export class Cache {
    * @throws {TypeError} If `backend` is not a backend.
    */
   initApp(
-    // deno-lint-ignore no-explicit-any
-    app: Hono<any, any, any>,
+    app: AppFetcher,
     backend: CacheBackend,
     defaults: CacheDefaults = {},
   ): void {
@@ -120,6 +118,7 @@ export class Cache {
       ...this.#defaults,
       ...options,
       backend: this.backend,
+      app: options.app ?? this.#defaults.app ?? this.#app,
     });
   }
 }

@@ -26,18 +26,28 @@ import { positiveSeconds } from "../backends/_codec.ts";
 import type {
   CacheBackend,
   CacheErrorHandler,
+  KeyLock,
   StoredEntry,
 } from "../backends/types.ts";
+import { readBounded } from "./_body.ts";
 import {
   bodyTag,
   deltaSeconds,
   etagMatches,
   headerList,
+  mergeVary,
   parseCacheControl,
   parseIfNoneMatch,
   reduceMaxAge,
 } from "./_http.ts";
 import { entryKey, urlPart } from "./_key.ts";
+import { delay, withinTime } from "./_wait.ts";
+
+/** What `cached()` needs of a Hono app: its `fetch`. */
+export interface AppFetcher {
+  /** Answers a request, as `app.fetch` does. */
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+}
 
 /** The value of the cache status header on a response. */
 export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE";
@@ -135,6 +145,29 @@ export interface CachedOptions {
    */
   lockTimeout?: number;
   /**
+   * Seconds after expiry during which the entry is served at once, with
+   * `X-Cache: STALE`, while one refresh across all instances runs in the
+   * background. Needs `app` (the facade's `initApp` provides it).
+   *
+   * @default {0}
+   */
+  staleWhileRevalidate?: number;
+  /**
+   * Seconds after expiry during which the entry is served, with
+   * `X-Cache: STALE`, when the handler throws or answers 5xx. The error goes
+   * to `onError`.
+   *
+   * @default {0}
+   */
+  staleIfError?: number;
+  /**
+   * The app the route belongs to; background refreshes are dispatched
+   * through its `fetch`.
+   *
+   * @default {undefined}
+   */
+  app?: AppFetcher;
+  /**
    * Receives every cache-side error; the request then goes on without the
    * cache.
    *
@@ -172,15 +205,19 @@ interface Replay {
   etag: string;
 }
 
+/** What an HTTP entry's `meta` holds besides its body. */
 interface Meta {
   status: number;
   headers: [string, string][];
+  /** Seconds the entry was fresh for when written. */
+  ttl?: number;
 }
 
-/** Work in flight per backend: pending writes and computations by key. */
+/** Work in flight per backend: writes, computations and refreshes by key. */
 interface Flights {
   writes: Map<string, Promise<void>>;
   computing: Map<string, Promise<Replay | undefined>>;
+  refreshing: Map<string, Promise<void>>;
 }
 
 const flightsOf = new WeakMap<CacheBackend, Flights>();
@@ -188,7 +225,7 @@ const flightsOf = new WeakMap<CacheBackend, Flights>();
 function flights(backend: CacheBackend): Flights {
   let found = flightsOf.get(backend);
   if (!found) {
-    found = { writes: new Map(), computing: new Map() };
+    found = { writes: new Map(), computing: new Map(), refreshing: new Map() };
     flightsOf.set(backend, found);
   }
   return found;
@@ -314,13 +351,30 @@ export function cached(options: CachedOptions): MiddlewareHandler {
       `Cannot create cached middleware: lockTimeout must be a non-negative integer of milliseconds: received ${lockTimeout}`,
     );
   }
+  const swr = options.staleWhileRevalidate === undefined
+    ? 0
+    : positiveSeconds("staleWhileRevalidate", options.staleWhileRevalidate);
+  const sie = options.staleIfError === undefined
+    ? 0
+    : positiveSeconds("staleIfError", options.staleIfError);
+  const app = options.app;
+  if (swr > 0 && typeof app?.fetch !== "function") {
+    invalid(
+      "staleWhileRevalidate needs the app to refresh entries in the background: pass app, or use cache.initApp(app, backend)",
+    );
+  }
   const onError = options.onError ?? burstLogger();
+  if (typeof onError !== "function") {
+    invalid(`onError must be a function: received ${typeof onError}`);
+  }
   const keyed = new Set([
     ...vary,
     ...perUser ? ["authorization", "cookie"] : [],
   ]);
   const varyHeader = vary.length ? vary.join(", ") : undefined;
-  const { writes, computing } = flights(backend);
+  const statusHeaderName = statusHeader ? statusHeader.toLowerCase() : "";
+  const { writes, computing, refreshing } = flights(backend);
+  const lock = backend.lock?.bind(backend);
 
   function mark(res: Response, status: CacheStatus): Response {
     if (statusHeader) res.headers.set(statusHeader, status);
@@ -398,27 +452,38 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     );
   }
 
+  /** The entry's metadata, or `undefined` (reported) when unreadable. */
+  function metaOf(entry: StoredEntry): Meta | undefined {
+    try {
+      const meta = JSON.parse(entry.meta ?? "");
+      if (typeof meta?.status === "number" && Array.isArray(meta.headers)) {
+        return meta;
+      }
+    } catch {
+      // Reported below.
+    }
+    fail(new TypeError("Unreadable cache entry metadata"), "decodeEntry");
+    return undefined;
+  }
+
   function fromEntry(
     entry: StoredEntry,
+    meta: Meta,
     status: CacheStatus,
     etags: string[],
-  ): Response | undefined {
-    let meta: Meta;
-    try {
-      meta = JSON.parse(entry.meta ?? "");
-    } catch (error) {
-      fail(error, "decodeEntry");
-      return undefined;
-    }
-    const notModified = entry.notModified ||
-      etagMatches(entry.etag, etags);
+  ): Response {
     return respond(
       { status: meta.status, headers: meta.headers, etag: entry.etag ?? "" },
       entry.body,
       status,
       Math.floor(entry.age),
-      notModified,
+      entry.notModified || etagMatches(entry.etag, etags),
     );
+  }
+
+  /** Seconds since the entry expired (negative while fresh). */
+  function pastExpiry(entry: StoredEntry, meta: Meta): number {
+    return entry.age - (meta.ttl ?? 0);
   }
 
   async function keyOf(c: Context): Promise<string> {
@@ -439,18 +504,25 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     c.res = res;
   }
 
-  async function store(
+  /** Writes the entry; resolves to whether it was stored. */
+  function store(
+    c: Context,
     key: string,
     replay: Replay,
     ttl: number,
     entryTags: string[],
   ): Promise<boolean> {
+    const meta: Meta = {
+      status: replay.status,
+      headers: replay.headers,
+      ttl,
+    };
     const write = backend!.writeEntry(key, {
       kind: 2,
       body: replay.body,
-      meta: JSON.stringify({ status: replay.status, headers: replay.headers }),
+      meta: JSON.stringify(meta),
       etag: replay.etag,
-    }, { expire: ttl, tags: entryTags }).then(
+    }, { expire: ttl, staleFor: Math.max(swr, sie), tags: entryTags }).then(
       () => true,
       (error) => {
         fail(error, "writeEntry", key);
@@ -462,7 +534,76 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     void write.finally(() => {
       if (writes.get(key) === pending) writes.delete(key);
     });
-    return wait ? await write : true;
+    keepAlive(c, pending);
+    return write;
+  }
+
+  /** Reads the entry, reporting errors; `failed` when the backend failed. */
+  async function read(
+    key: string,
+    etags: string[],
+  ): Promise<StoredEntry | undefined | "failed"> {
+    try {
+      return await backend!.readEntry(key, { etags: withWeak(etags) });
+    } catch (error) {
+      fail(error, "readEntry", key);
+      return "failed";
+    }
+  }
+
+  /**
+   * Takes the key's cross-process lock, waiting (bounded by `lockTimeout`)
+   * while another process holds it. Resolves to a fresh entry written
+   * meanwhile, or to the lock to compute under (`undefined`: compute without
+   * one).
+   */
+  async function acquire(
+    key: string,
+    etags: string[],
+  ): Promise<StoredEntry | KeyLock | undefined> {
+    const deadline = Date.now() + lockTimeout;
+    for (let pause = 5;; pause = Math.min(pause * 2, 100)) {
+      let held: KeyLock;
+      try {
+        held = await lock!(key, { etags: withWeak(etags) });
+      } catch (error) {
+        fail(error, "lock", key);
+        return undefined;
+      }
+      if (held.acquired) {
+        if (held.entry && !held.entry.stale && held.entry.kind === 2) {
+          void held.release().catch((error) => fail(error, "unlock", key));
+          return held.entry;
+        }
+        return held;
+      }
+      if (Date.now() + pause > deadline) return undefined;
+      await delay(pause);
+    }
+  }
+
+  /** Refreshes a stale entry in the background, once across instances. */
+  function revalidate(c: Context, key: string): void {
+    if (refreshing.has(key)) return;
+    const job = (async () => {
+      const held = lock ? await lock(key) : undefined;
+      try {
+        if (held && (!held.acquired || (held.entry && !held.entry.stale))) {
+          return;
+        }
+        const request = new Request(c.req.raw.url, {
+          headers: c.req.raw.headers,
+        });
+        refreshRequests.add(request);
+        const res = await app!.fetch(request, c.env);
+        await res.body?.cancel();
+      } finally {
+        await held?.release();
+      }
+    })().catch((error) => fail(error, "revalidate", key))
+      .finally(() => refreshing.delete(key));
+    refreshing.set(key, job);
+    keepAlive(c, job);
   }
 
   return async function cached(c, next) {
@@ -494,24 +635,23 @@ export function cached(options: CachedOptions): MiddlewareHandler {
       return;
     }
     const etags = parseIfNoneMatch(headers.get("if-none-match"));
+    // A background refresh of a stale entry computes, and waits for its write.
+    const refresh = refreshRequests.has(c.req.raw);
     let healthy = true;
+    let stale: { entry: StoredEntry; meta: Meta } | undefined;
 
-    if (!requestDirectives?.has("no-cache")) {
+    if (!refresh && !requestDirectives?.has("no-cache")) {
       await writes.get(key);
-      let entry: StoredEntry | undefined;
-      try {
-        entry = await backend!.readEntry(key, {
-          etags: etags.flatMap((tag) =>
-            tag === "*" ? [tag] : [tag, `W/${tag}`]
-          ),
-        });
-      } catch (error) {
-        fail(error, "readEntry", key);
-        healthy = false;
+      const entry = await read(key, etags);
+      if (entry === "failed") healthy = false;
+      else if (entry && entry.kind === 2) {
+        const meta = metaOf(entry);
+        if (meta && !entry.stale) return fromEntry(entry, meta, "HIT", etags);
+        if (meta) stale = { entry, meta };
       }
-      if (entry && !entry.stale && entry.kind === 2) {
-        const hit = fromEntry(entry, "HIT", etags);
-        if (hit) return hit;
+      if (stale && pastExpiry(stale.entry, stale.meta) <= swr) {
+        revalidate(c, key);
+        return fromEntry(stale.entry, stale.meta, "STALE", etags);
       }
       // Another request of this process is computing the key: wait for it.
       const leader = healthy ? computing.get(key) : undefined;
@@ -529,7 +669,7 @@ export function cached(options: CachedOptions): MiddlewareHandler {
       }
     }
 
-    let settle!: (replay: Replay | undefined) => void;
+    let settle: ((replay: Replay | undefined) => void) | undefined;
     if (healthy && !computing.has(key)) {
       const computation = new Promise<Replay | undefined>((resolve) =>
         settle = resolve
@@ -539,11 +679,31 @@ export function cached(options: CachedOptions): MiddlewareHandler {
         if (computing.get(key) === computation) computing.delete(key);
       });
     }
+    let held: KeyLock | undefined;
+    let written: Promise<boolean> | undefined;
     let replay: Replay | undefined;
     try {
+      if (healthy && settle && lock && !refresh) {
+        const got = await acquire(key, etags);
+        if (got && "acquired" in got) held = got;
+        else if (got) {
+          const meta = metaOf(got);
+          if (meta) return fromEntry(got, meta, "HIT", etags);
+        }
+      }
       await next();
       const res = c.res;
-      if (!healthy || c.error !== undefined || unstorable(res)) {
+      const failed = c.error !== undefined || res.status >= 500;
+      if (failed && stale && pastExpiry(stale.entry, stale.meta) <= sie) {
+        fail(
+          c.error ?? new Error(`Handler answered ${res.status}`),
+          "handler",
+          key,
+        );
+        replace(c, fromEntry(stale.entry, stale.meta, "STALE", etags));
+        return;
+      }
+      if (!healthy || failed || unstorable(res)) {
         markContext(c, "BYPASS");
         return;
       }
@@ -557,23 +717,21 @@ export function cached(options: CachedOptions): MiddlewareHandler {
         replace(c, mark(new Response(body, res), "BYPASS"));
         return;
       }
-      const stored: [string, string][] = [];
+      const kept: [string, string][] = [];
       for (const [name, value] of res.headers) {
-        if (
-          !UNSTORED.has(name) &&
-          (!statusHeader || name !== statusHeader.toLowerCase())
-        ) {
-          stored.push([name, value]);
+        if (!UNSTORED.has(name) && name !== statusHeaderName) {
+          kept.push([name, value]);
         }
       }
       replay = {
         status: res.status,
-        headers: stored,
+        headers: kept,
         body,
         etag: res.headers.get("etag") ?? await bodyTag(body),
       };
       const entryTags = typeof tags === "function" ? tags(c) : tags;
-      const ok = await store(key, replay, ttl, entryTags);
+      written = store(c, key, replay, ttl, [...entryTags]);
+      const ok = wait || refresh ? await written : true;
       replace(
         c,
         respond(
@@ -586,71 +744,33 @@ export function cached(options: CachedOptions): MiddlewareHandler {
       );
     } finally {
       settle?.(replay);
+      if (held) {
+        // Release once the entry is written, so that waiters find it.
+        const release = held.release;
+        void (written ?? Promise.resolve(false))
+          .then(() => release())
+          .catch((error) => fail(error, "unlock", key));
+      }
     }
   };
 }
 
-/** Reads a body of at most `limit` bytes; a larger one comes back as a stream of the whole body. */
-async function readBounded(
-  res: Response,
-  limit: number,
-): Promise<Uint8Array | ReadableStream<Uint8Array>> {
-  const length = Number(res.headers.get("content-length") ?? NaN);
-  if (length > limit && res.body) return res.body;
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-    if (size > limit) return resume(chunks, reader);
+/** Requests made by a background refresh, which compute instead of reading. */
+const refreshRequests = new WeakSet<Request>();
+
+/** Both the strong and the weak form of each tag, for the backend's comparison. */
+function withWeak(etags: string[]): string[] {
+  return etags.flatMap((tag) => tag === "*" ? [tag] : [tag, `W/${tag}`]);
+}
+
+/** Asks the platform to keep running until `work` settles, where it can. */
+function keepAlive(c: Context, work: Promise<unknown>): void {
+  let executionCtx: { waitUntil(promise: Promise<unknown>): void } | undefined;
+  try {
+    executionCtx = c.executionCtx;
+  } catch {
+    // Deno.serve and Node have no execution context: work goes on anyway.
+    return;
   }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body;
-}
-
-/** A stream of the chunks already read, then the rest of `reader`. */
-function resume(
-  chunks: Uint8Array[],
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    async pull(controller) {
-      const chunk = chunks.shift();
-      if (chunk) return controller.enqueue(chunk);
-      const { done, value } = await reader.read();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-}
-
-function mergeVary(headers: Headers, names: string): void {
-  const current = headers.get("vary");
-  if (!current) return headers.set("vary", names);
-  const have = new Set(headerList(current));
-  const add = headerList(names).filter((name) => !have.has(name));
-  if (add.length) headers.set("vary", `${current}, ${add.join(", ")}`);
-}
-
-function withinTime<T>(
-  promise: Promise<T>,
-  ms: number,
-): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  executionCtx?.waitUntil?.(work.catch(() => {}));
 }
