@@ -111,9 +111,9 @@ SELECT count(*)::int AS n FROM gone`,
     // Session-level locks, held on a connection of their own: they go with
     // it if the process dies.
     lock:
-      `SELECT pg_try_advisory_lock(hashtextextended(${lockKey} || chr(0) || $1::text || chr(0) || $2::text, 0)) AS acquired`,
+      `SELECT pg_try_advisory_lock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || $2::text, 0)) AS acquired`,
     unlock:
-      `SELECT pg_advisory_unlock(hashtextextended(${lockKey} || chr(0) || $1::text || chr(0) || $2::text, 0)) AS released`,
+      `SELECT pg_advisory_unlock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || $2::text, 0)) AS released`,
     // The InitPlan takes a transaction-level advisory lock once per batch:
     // at most one instance sweeps a table at a time, and no lock outlives
     // the statement. Rows locked by writers are skipped, and a row rewritten

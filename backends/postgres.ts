@@ -149,7 +149,7 @@ export interface PostgresBackendOptions {
    * Milliseconds the open circuit waits before one probe query is let
    * through; its success closes the circuit.
    *
-   * @default {5000}
+   * @default {1000}
    */
   breakerCooldown?: number;
   /**
@@ -366,7 +366,7 @@ export class PostgresBackend implements CacheBackend {
     );
     this.#breakerCooldown = nonNegativeNumber(
       "breakerCooldown",
-      options.breakerCooldown ?? 5000,
+      options.breakerCooldown ?? 1000,
     );
     this.#now = options.now ?? Date.now;
     this.#onError = options.onError ?? burstLogger();

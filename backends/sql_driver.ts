@@ -179,7 +179,7 @@ export function toSqlDriver(
           };
         }
         : undefined,
-      close: () => owned ? client.end({ timeout: 5 }) : Promise.resolve(),
+      close: () => owned ? client.end({ timeout: 1 }) : Promise.resolve(),
     };
   }
   if (isPGlite(client)) {

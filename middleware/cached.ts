@@ -559,13 +559,12 @@ export function cached(options: CachedOptions): MiddlewareHandler {
    */
   async function acquire(
     key: string,
-    etags: string[],
   ): Promise<StoredEntry | KeyLock | undefined> {
     const deadline = Date.now() + lockTimeout;
     for (let pause = 5;; pause = Math.min(pause * 2, 100)) {
       let held: KeyLock;
       try {
-        held = await lock!(key, { etags: withWeak(etags) });
+        held = await lock!(key);
       } catch (error) {
         fail(error, "lock", key);
         return undefined;
@@ -640,55 +639,75 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     let healthy = true;
     let stale: { entry: StoredEntry; meta: Meta } | undefined;
 
-    if (!refresh && !requestDirectives?.has("no-cache")) {
-      await writes.get(key);
-      const entry = await read(key, etags);
-      if (entry === "failed") healthy = false;
-      else if (entry && entry.kind === 2) {
-        const meta = metaOf(entry);
-        if (meta && !entry.stale) return fromEntry(entry, meta, "HIT", etags);
-        if (meta) stale = { entry, meta };
-      }
-      if (stale && pastExpiry(stale.entry, stale.meta) <= swr) {
-        revalidate(c, key);
-        return fromEntry(stale.entry, stale.meta, "STALE", etags);
-      }
-      // Another request of this process is computing the key: wait for it.
-      const leader = healthy ? computing.get(key) : undefined;
-      if (leader) {
-        const replay = await withinTime(leader, lockTimeout);
-        if (replay) {
-          return respond(
-            replay,
-            replay.body,
-            "HIT",
-            0,
-            etagMatches(replay.etag, etags),
-          );
+    let settle: ((replay: Replay | undefined) => void) | undefined;
+    const deadline = Date.now() + lockTimeout;
+    const reading = !refresh && !requestDirectives?.has("no-cache");
+    while (true) {
+      if (reading) {
+        await writes.get(key);
+        const entry = await read(key, etags);
+        if (entry === "failed") healthy = false;
+        else if (entry && entry.kind === 2) {
+          const meta = metaOf(entry);
+          if (meta && !entry.stale) {
+            return fromEntry(entry, meta, "HIT", etags);
+          }
+          if (meta) stale = { entry, meta };
+        }
+        if (stale && pastExpiry(stale.entry, stale.meta) <= swr) {
+          revalidate(c, key);
+          return fromEntry(stale.entry, stale.meta, "STALE", etags);
         }
       }
+      if (!healthy) break;
+      // Another request of this process is computing the key: wait for it,
+      // and look again if it produced nothing to share.
+      const leader = computing.get(key);
+      if (!leader) {
+        const computation = new Promise<Replay | undefined>((resolve) =>
+          settle = resolve
+        );
+        computing.set(key, computation);
+        void computation.then(() => {
+          if (computing.get(key) === computation) computing.delete(key);
+        });
+        break;
+      }
+      const remaining = deadline - Date.now();
+      const replay = remaining > 0
+        ? await withinTime(leader, remaining)
+        : undefined;
+      if (replay) {
+        return respond(
+          replay,
+          replay.body,
+          "HIT",
+          0,
+          etagMatches(replay.etag, etags),
+        );
+      }
+      if (Date.now() >= deadline) break;
     }
 
-    let settle: ((replay: Replay | undefined) => void) | undefined;
-    if (healthy && !computing.has(key)) {
-      const computation = new Promise<Replay | undefined>((resolve) =>
-        settle = resolve
-      );
-      computing.set(key, computation);
-      void computation.then(() => {
-        if (computing.get(key) === computation) computing.delete(key);
-      });
-    }
     let held: KeyLock | undefined;
     let written: Promise<boolean> | undefined;
     let replay: Replay | undefined;
     try {
-      if (healthy && settle && lock && !refresh) {
-        const got = await acquire(key, etags);
+      if (settle && lock && !refresh) {
+        const got = await acquire(key);
         if (got && "acquired" in got) held = got;
         else if (got) {
           const meta = metaOf(got);
-          if (meta) return fromEntry(got, meta, "HIT", etags);
+          if (meta) {
+            // Written by another process meanwhile: share it in this one too.
+            replay = {
+              status: meta.status,
+              headers: meta.headers,
+              body: got.body,
+              etag: got.etag ?? "",
+            };
+            return fromEntry(got, meta, "HIT", etags);
+          }
         }
       }
       await next();
