@@ -30,5 +30,4 @@ export * from "./backends/types.ts";
 export * from "./backends/memory.ts";
 export * from "./backends/postgres.ts";
 export * from "./backends/sql_driver.ts";
-export * from "./middleware/cached.ts";
-export * from "./middleware/cache.ts";
+export * from "./middleware/mod.ts";

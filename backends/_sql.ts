@@ -26,6 +26,7 @@ export function parseTableName(table: unknown): string[] {
 /** First keys of the two-key advisory locks, the second being the table's hash. */
 const SCHEMA_LOCK = 0x6361;
 const SWEEP_LOCK = 0x6362;
+const EVICT_LOCK = 0x6363;
 
 function quote(part: string): string {
   return `"${part}"`;
@@ -46,6 +47,9 @@ export interface Statements {
   sweep: string;
   lock: string;
   unlock: string;
+  evict: string;
+  stats: string;
+  namespaces: string;
 }
 
 /** Builds every statement for the table `parts` (from {@linkcode parseTableName}). */
@@ -73,7 +77,11 @@ CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${table} (
   expires_at timestamptz NOT NULL,
   stale_until timestamptz NOT NULL,
   PRIMARY KEY (namespace, key)
-) WITH (fillfactor = 80);
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
+  autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX IF NOT EXISTS ${
+      quote(`${name}_age_idx`)
+    } ON ${table} (namespace, created_at);
 CREATE INDEX IF NOT EXISTS ${
       quote(`${name}_stale_until_idx`)
     } ON ${table} (stale_until);
@@ -108,6 +116,34 @@ RETURNING expires_at > now() AS live`,
     invalidateTags:
       `WITH gone AS (DELETE FROM ${table} WHERE namespace = $1::text AND tags && $2::text[] RETURNING 1)
 SELECT count(*)::int AS n FROM gone`,
+    // Oldest first, until the namespace is within both bounds, at most $4
+    // rows; one instance per namespace at a time (the InitPlan's lock).
+    evict: `WITH s AS (
+  SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
+  FROM ${table}
+  WHERE namespace = $1::text
+    AND (SELECT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || $1::text)))
+), c AS (
+  SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
+  FROM ${table}
+  WHERE namespace = $1::text
+    AND ((SELECT n FROM s) > $2::int8 OR (SELECT bytes FROM s) > $3::int8)
+  WINDOW w AS (ORDER BY created_at, key)
+  ORDER BY created_at, key LIMIT $4::int
+), gone AS (
+  DELETE FROM ${table} AS e USING c
+  WHERE e.namespace = $1::text AND e.key = c.key
+    AND (c.rn <= (SELECT n FROM s) - $2::int8 OR (SELECT bytes FROM s) - c.before > $3::int8)
+  RETURNING 1
+)
+SELECT count(*)::int AS n FROM gone`,
+    stats:
+      `SELECT count(*)::int8 AS entries, coalesce(sum(byte_size), 0)::int8 AS bytes
+FROM ${table} WHERE namespace = $1::text`,
+    namespaces:
+      `SELECT namespace, count(*)::int8 AS entries, coalesce(sum(byte_size), 0)::int8 AS bytes,
+  count(*) FILTER (WHERE stale_until <= now())::int8 AS expired
+FROM ${table} GROUP BY namespace ORDER BY namespace`,
     // Session-level locks, held on a connection of their own: they go with
     // it if the process dies.
     lock:

@@ -23,6 +23,7 @@ import {
 import type {
   CacheBackend,
   CacheEntry,
+  CacheStats,
   CacheValue,
   ReadEntryOptions,
   SetOptions,
@@ -84,6 +85,7 @@ export class MemoryBackend implements CacheBackend {
   #maxEntries: number;
   #now: () => number;
   #slots = new Map<string, Slot>();
+  #counters = { hits: 0, misses: 0, staleServes: 0, evictions: 0, errors: 0 };
 
   /**
    * Creates an empty memory backend.
@@ -189,6 +191,23 @@ export class MemoryBackend implements CacheBackend {
   }
 
   /**
+   * This process's counters, and the entries and bytes held.
+   *
+   * @returns The statistics.
+   */
+  stats(): Promise<CacheStats> {
+    let bytes = 0;
+    for (const slot of this.#slots.values()) {
+      bytes += slot.entry.body.byteLength;
+    }
+    return Promise.resolve({
+      entries: this.#slots.size,
+      bytes,
+      ...this.#counters,
+    });
+  }
+
+  /**
    * Releases nothing: a memory backend holds no outside resources. It is
    * here so that backends can be swapped.
    *
@@ -210,12 +229,14 @@ export class MemoryBackend implements CacheBackend {
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
     const slot = this.#slots.get(checkKey(key));
-    if (!slot) return Promise.resolve(undefined);
     const now = this.#now();
-    if (slot.staleUntil <= now) {
-      this.#slots.delete(key);
+    if (!slot || slot.staleUntil <= now) {
+      if (slot) this.#slots.delete(key);
+      this.#counters.misses++;
       return Promise.resolve(undefined);
     }
+    if (slot.expiresAt <= now) this.#counters.staleServes++;
+    else this.#counters.hits++;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
     const etags = options?.etags ?? [];
@@ -260,6 +281,7 @@ export class MemoryBackend implements CacheBackend {
     });
     while (this.#slots.size > this.#maxEntries) {
       this.#slots.delete(this.#slots.keys().next().value as string);
+      this.#counters.evictions++;
     }
     return Promise.resolve();
   }

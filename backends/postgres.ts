@@ -40,6 +40,7 @@ import type {
   CacheBackend,
   CacheEntry,
   CacheErrorHandler,
+  CacheStats,
   CacheValue,
   EntryKind,
   KeyLock,
@@ -48,6 +49,36 @@ import type {
   StoredEntry,
   WriteEntryOptions,
 } from "./types.ts";
+
+/**
+ * Runs a statement inside the caller's own postgres.js transaction, so that
+ * it commits or rolls back with the caller's data change.
+ */
+export interface TransactionOptions {
+  /**
+   * The transaction: the `sql` given to a postgres.js `sql.begin(async (sql)
+   * => ...)` callback.
+   */
+  transaction?: {
+    unsafe(
+      query: string,
+      parameters?: never[],
+      options?: { prepare?: boolean },
+    ): PromiseLike<readonly Record<string, unknown>[]>;
+  };
+}
+
+/** Entries and bytes of one namespace of a table, from {@linkcode PostgresBackend.tableStats}. */
+export interface NamespaceStats {
+  /** The namespace. */
+  namespace: string;
+  /** Its entries, expired ones included. */
+  entries: number;
+  /** Bytes of its values. */
+  bytes: number;
+  /** Its entries past their stale window, waiting for a sweep. */
+  expired: number;
+}
 
 /** Options of an embedded PGlite database. */
 export interface EmbeddedOptions {
@@ -111,6 +142,20 @@ export interface PostgresBackendOptions {
    * @default {10}
    */
   maxSize?: number;
+  /**
+   * The most entries kept in the namespace; beyond it the oldest are
+   * evicted, in small batches triggered by writes.
+   *
+   * @default {100000}
+   */
+  maxEntries?: number;
+  /**
+   * The most bytes of values kept in the namespace; beyond it the oldest
+   * entries are evicted.
+   *
+   * @default {268435456} (256 MiB)
+   */
+  maxBytes?: number;
   /**
    * Seconds between sweeps of expired rows; `0` turns the background sweep
    * off (call {@linkcode PostgresBackend.sweep} yourself).
@@ -307,6 +352,13 @@ export class PostgresBackend implements CacheBackend {
   #openUntil = 0;
   #probing = false;
   #session: Promise<SqlSession> | undefined;
+  #maxEntries: number;
+  #maxBytes: number;
+  #evictEvery: number;
+  #evictBatch: number;
+  #writesSinceEvict = 0;
+  #evicting: Promise<void> | undefined;
+  #counters = { hits: 0, misses: 0, staleServes: 0, evictions: 0, errors: 0 };
 
   /**
    * Creates the backend. It does not wait for the database: connecting and
@@ -360,6 +412,18 @@ export class PostgresBackend implements CacheBackend {
       "connectTimeout",
       options.connectTimeout ?? 5000,
     );
+    this.#maxEntries = positiveInteger(
+      "maxEntries",
+      options.maxEntries ?? 100_000,
+    );
+    this.#maxBytes = positiveInteger("maxBytes", options.maxBytes ?? 2 ** 28);
+    // Check the bounds every 5% of maxEntries writes, so that the namespace
+    // overshoots by at most about that much.
+    this.#evictEvery = Math.max(
+      1,
+      Math.min(1000, Math.floor(this.#maxEntries / 20)),
+    );
+    this.#evictBatch = Math.max(100, this.#evictEvery * 4);
     this.#breakerThreshold = positiveInteger(
       "breakerThreshold",
       options.breakerThreshold ?? 5,
@@ -481,11 +545,11 @@ export class PostgresBackend implements CacheBackend {
    * @param key The key.
    * @returns Whether an unexpired entry was there.
    */
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string, options?: TransactionOptions): Promise<boolean> {
     const rows = await this.#query("delete", this.#sql.delete, [
       this.namespace,
       checkKey(key),
-    ]);
+    ], options);
     return rows.length > 0 && rows[0].live === true;
   }
 
@@ -494,8 +558,8 @@ export class PostgresBackend implements CacheBackend {
    *
    * @returns Nothing.
    */
-  async clear(): Promise<void> {
-    await this.#query("clear", this.#sql.clear, [this.namespace]);
+  async clear(options?: TransactionOptions): Promise<void> {
+    await this.#query("clear", this.#sql.clear, [this.namespace], options);
   }
 
   /**
@@ -514,11 +578,14 @@ export class PostgresBackend implements CacheBackend {
    * @param tags The tags.
    * @returns How many entries were deleted.
    */
-  async invalidateTags(tags: readonly string[]): Promise<number> {
+  async invalidateTags(
+    tags: readonly string[],
+    options?: TransactionOptions,
+  ): Promise<number> {
     const rows = await this.#query("invalidateTags", this.#sql.invalidateTags, [
       this.namespace,
       [...tags],
-    ]);
+    ], options);
     return Number(rows[0]?.n ?? 0);
   }
 
@@ -551,6 +618,7 @@ export class PostgresBackend implements CacheBackend {
     this.#closed ??= (async () => {
       clearInterval(this.#sweepTimer);
       await this.#sweeping;
+      await this.#evicting;
       const session = await this.#session?.catch(() => undefined);
       session?.release();
       const driver = await this.#driver.catch(() => undefined);
@@ -576,7 +644,11 @@ export class PostgresBackend implements CacheBackend {
       checkKey(key),
       [...options?.etags ?? []],
     ]);
-    return toStoredEntry(rows[0]);
+    const entry = toStoredEntry(rows[0]);
+    if (!entry) this.#counters.misses++;
+    else if (entry.stale) this.#counters.staleServes++;
+    else this.#counters.hits++;
+    return entry;
   }
 
   /**
@@ -605,6 +677,70 @@ export class PostgresBackend implements CacheBackend {
       terms.expire,
       terms.staleFor,
     ]);
+    if (++this.#writesSinceEvict >= this.#evictEvery) {
+      this.#writesSinceEvict = 0;
+      this.#evicting ??= this.evict()
+        .then(
+          () => {},
+          (error) => report(this.#onError, error, this.#context("evict")),
+        )
+        .finally(() => this.#evicting = undefined);
+    }
+  }
+
+  /**
+   * Evicts the oldest entries of the namespace until it is within
+   * `maxEntries` and `maxBytes`, in batches. Writes call it in the
+   * background; when another instance is evicting the namespace, it returns
+   * at once.
+   *
+   * @returns How many entries were evicted.
+   */
+  async evict(): Promise<number> {
+    let total = 0;
+    while (this.#closed === undefined) {
+      const rows = await this.#query("evict", this.#sql.evict, [
+        this.namespace,
+        this.#maxEntries,
+        this.#maxBytes,
+        this.#evictBatch,
+      ]);
+      const evicted = Number(rows[0]?.n ?? 0);
+      total += evicted;
+      this.#counters.evictions += evicted;
+      if (evicted < this.#evictBatch) break;
+    }
+    return total;
+  }
+
+  /**
+   * This process's counters, and the namespace's entries and bytes from the
+   * database.
+   *
+   * @returns The statistics.
+   */
+  async stats(): Promise<CacheStats> {
+    const rows = await this.#query("stats", this.#sql.stats, [this.namespace]);
+    return {
+      entries: Number(rows[0]?.entries ?? 0),
+      bytes: Number(rows[0]?.bytes ?? 0),
+      ...this.#counters,
+    };
+  }
+
+  /**
+   * Entries and bytes of every namespace in the table.
+   *
+   * @returns One row per namespace.
+   */
+  async tableStats(): Promise<NamespaceStats[]> {
+    const rows = await this.#query("tableStats", this.#sql.namespaces, []);
+    return rows.map((row) => ({
+      namespace: String(row.namespace),
+      entries: Number(row.entries),
+      bytes: Number(row.bytes),
+      expired: Number(row.expired),
+    }));
   }
 
   /**
@@ -714,6 +850,7 @@ export class PostgresBackend implements CacheBackend {
       this.#failures = 0;
       return result;
     } catch (error) {
+      this.#counters.errors++;
       this.#failures++;
       if (this.#failures >= this.#breakerThreshold) {
         this.#openUntil = this.#now() + this.#breakerCooldown;
@@ -763,11 +900,21 @@ export class PostgresBackend implements CacheBackend {
     operation: string,
     text: string,
     params: unknown[],
+    options?: TransactionOptions,
   ): Promise<Record<string, unknown>[]> {
     if (this.#closed) {
       throw new Error(
         `Cannot ${operation}: the PostgresBackend of table ${this.#tableName} is closed`,
       );
+    }
+    const transaction = options?.transaction;
+    if (transaction) {
+      // The caller's transaction: its errors are the caller's to handle.
+      await this.#connection();
+      this.#roundTrips++;
+      return [
+        ...await transaction.unsafe(text, params as never[], { prepare: true }),
+      ];
     }
     return await this.#guard(operation, async () => {
       const driver = await withTimeout(

@@ -105,6 +105,24 @@ export interface StoredEntry extends CacheEntry {
   notModified: boolean;
 }
 
+/** Counters and sizes of a backend, from `stats()`. */
+export interface CacheStats {
+  /** Entries stored in the namespace, expired ones not yet swept included. */
+  entries: number;
+  /** Bytes of stored values in the namespace. */
+  bytes: number;
+  /** Reads of this process that found a fresh entry. */
+  hits: number;
+  /** Reads of this process that found nothing. */
+  misses: number;
+  /** Reads of this process that found an expired entry in its stale window. */
+  staleServes: number;
+  /** Entries this process evicted to keep within the bounds. */
+  evictions: number;
+  /** Failed database operations of this process. */
+  errors: number;
+}
+
 /**
  * A lock on one key across every process that shares a backend, from
  * {@linkcode CacheBackend.lock}.
@@ -162,6 +180,8 @@ export interface CacheBackend {
   lock?(key: string, options?: ReadEntryOptions): Promise<KeyLock>;
   /** Optional: deletes every entry of the namespace carrying any of `tags`. */
   invalidateTags?(tags: readonly string[]): Promise<number>;
+  /** Optional: counters of this process and sizes of the namespace. */
+  stats?(): Promise<CacheStats>;
 }
 
 /** Where a cache-side error happened, passed to {@linkcode CacheErrorHandler}. */

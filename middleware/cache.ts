@@ -5,7 +5,7 @@
  * @example The seed's set-up
  * ```ts
  * import { Hono } from "hono";
- * import { cache } from "@cachekit/hono/facade";
+ * import { cache } from "@cachekit/hono/middleware";
  * import { MemoryBackend } from "@cachekit/hono/memory";
  *
  * const app = new Hono();
@@ -18,6 +18,12 @@
  */
 import type { MiddlewareHandler } from "hono";
 import type { CacheBackend } from "../backends/types.ts";
+import type { TransactionOptions } from "../backends/postgres.ts";
+import {
+  invalidate,
+  invalidateTags,
+  type InvalidationTarget,
+} from "./invalidate.ts";
 import { type AppFetcher, cached, type CachedOptions } from "./cached.ts";
 
 /** Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route. */
@@ -29,7 +35,7 @@ export type CacheDefaults = Omit<CachedOptions, "backend">;
  * @example A facade of one's own
  * ```ts
  * import { Hono } from "hono";
- * import { Cache } from "@cachekit/hono/facade";
+ * import { Cache } from "@cachekit/hono/middleware";
  * import { MemoryBackend } from "@cachekit/hono/memory";
  *
  * const appCache = new Cache();
@@ -107,6 +113,37 @@ export class Cache {
   }
 
   /**
+   * Removes the cached GET entry of a URL, a `Request` or a `Context`; see
+   * {@linkcode invalidate}.
+   *
+   * @param target A path with query, a URL, a `Request` or a `Context`.
+   * @param options `transaction`: the caller's postgres.js transaction.
+   * @returns Whether an entry was removed.
+   * @throws {Error} If the cache has not been initialised.
+   */
+  invalidate(
+    target: InvalidationTarget,
+    options?: TransactionOptions,
+  ): Promise<boolean> {
+    return invalidate(this.backend, target, options);
+  }
+
+  /**
+   * Removes every entry carrying any of `tags`, in one statement.
+   *
+   * @param tags The tags.
+   * @param options `transaction`: the caller's postgres.js transaction.
+   * @returns How many entries were removed.
+   * @throws {Error} If the cache has not been initialised.
+   */
+  invalidateTags(
+    tags: readonly string[],
+    options?: TransactionOptions,
+  ): Promise<number> {
+    return invalidateTags(this.backend, tags, options);
+  }
+
+  /**
    * A {@linkcode cached} middleware on this facade's backend and defaults.
    *
    * @param options Per-route options, over the defaults.
@@ -130,7 +167,7 @@ export class Cache {
  * @example Initialising the default instance
  * ```ts
  * import { Hono } from "hono";
- * import { cache } from "@cachekit/hono/facade";
+ * import { cache } from "@cachekit/hono/middleware";
  * import { MemoryBackend } from "@cachekit/hono/memory";
  *
  * const app = new Hono();

@@ -1,0 +1,182 @@
+/**
+ * A command-line tool for the cache table: per-namespace sizes, purges and
+ * sweeps.
+ *
+ * ```sh
+ * deno run -A jsr:@cachekit/hono/cli stats --dsn postgres://localhost/mydb
+ * deno run -A jsr:@cachekit/hono/cli purge --namespace myapp-cache --tag user:42
+ * deno run -A jsr:@cachekit/hono/cli purge --namespace myapp-cache --url "/users?id=1"
+ * deno run -A jsr:@cachekit/hono/cli purge --namespace myapp-cache
+ * deno run -A jsr:@cachekit/hono/cli sweep
+ * ```
+ *
+ * `--dsn` defaults to `DATABASE_URL`; `--table` to `cachekit_entries`.
+ *
+ * @example Running the CLI from code
+ * ```ts ignore
+ * import { main } from "@cachekit/hono/cli";
+ *
+ * Deno.exit(await main(["stats", "--dsn", "postgres://localhost/mydb"]));
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { PostgresBackend } from "./backends/postgres.ts";
+import { invalidate } from "./middleware/invalidate.ts";
+
+const USAGE = `Usage: cachekit <command> [options]
+
+Commands:
+  stats                          Entries, bytes and expired rows per namespace
+  purge --namespace NS           Delete every entry of a namespace
+  purge --namespace NS --tag T   Delete the namespace's entries tagged T (repeatable)
+  purge --namespace NS --url U   Delete the cached GET entry of a path with query
+  sweep                          Delete expired rows now
+
+Options:
+  --dsn URL      PostgreSQL connection string (default: DATABASE_URL)
+  --table NAME   The cache table (default: cachekit_entries)
+  --help         Show this help`;
+
+/** Where the CLI writes: standard output and standard error. */
+export interface CliOutput {
+  /** Writes a line of results. */
+  out(line: string): void;
+  /** Writes a line of errors. */
+  err(line: string): void;
+}
+
+const consoleOutput: CliOutput = {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+};
+
+function environment(name: string): string | undefined {
+  try {
+    return (globalThis as {
+      Deno?: { env: { get(n: string): string | undefined } };
+    })
+      .Deno?.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs the CLI with `args` and resolves to its exit status.
+ *
+ * @param args The arguments, without the program name.
+ * @param output Where to write.
+ * @returns 0 on success, 1 on a failure, 2 on a usage error.
+ *
+ * @example Showing the help
+ * ```ts
+ * import { main } from "@cachekit/hono/cli";
+ *
+ * const lines: string[] = [];
+ * const status = await main(["--help"], { out: (l) => lines.push(l), err: () => {} });
+ * console.log(status, lines[0].startsWith("Usage")); // 0 true
+ * ```
+ */
+export async function main(
+  args: string[],
+  output: CliOutput = consoleOutput,
+): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        dsn: { type: "string" },
+        table: { type: "string" },
+        namespace: { type: "string" },
+        tag: { type: "string", multiple: true },
+        url: { type: "string" },
+        help: { type: "boolean" },
+      },
+    });
+  } catch (error) {
+    output.err(`Error: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    output.out(USAGE);
+    return 0;
+  }
+  const command = positionals[0];
+  if (!["stats", "purge", "sweep"].includes(command ?? "")) {
+    output.err(
+      `Error: ${
+        command ? `unknown command ${JSON.stringify(command)}` : "no command"
+      }\n\n${USAGE}`,
+    );
+    return 2;
+  }
+  if (command === "purge" && !values.namespace) {
+    output.err("Error: purge needs --namespace");
+    return 2;
+  }
+  const dsn = values.dsn ?? environment("DATABASE_URL");
+  if (!dsn) {
+    output.err("Error: no database: pass --dsn or set DATABASE_URL");
+    return 2;
+  }
+
+  let backend: PostgresBackend;
+  try {
+    backend = new PostgresBackend({
+      dsn,
+      table: values.table,
+      namespace: values.namespace,
+      sweepInterval: 0,
+      minSize: 1,
+      maxSize: 2,
+      queryTimeout: 30_000,
+      onError: () => {},
+    });
+  } catch (error) {
+    output.err(`Error: ${(error as Error).message}`);
+    return 2;
+  }
+  try {
+    await backend.ready();
+    if (command === "stats") {
+      const rows = await backend.tableStats();
+      output.out("namespace\tentries\tbytes\texpired");
+      for (const row of rows) {
+        output.out(
+          `${row.namespace}\t${row.entries}\t${row.bytes}\t${row.expired}`,
+        );
+      }
+    } else if (command === "sweep") {
+      output.out(`Swept ${await backend.sweep()} expired rows`);
+    } else if (values.tag?.length) {
+      const count = await backend.invalidateTags(values.tag);
+      output.out(`Purged ${count} entries tagged ${values.tag.join(", ")}`);
+    } else if (values.url !== undefined) {
+      const removed = await invalidate(backend, values.url);
+      output.out(
+        removed
+          ? `Purged the entry of ${values.url}`
+          : `No entry for ${values.url}`,
+      );
+    } else {
+      await backend.clear();
+      output.out(`Purged namespace ${values.namespace}`);
+    }
+    return 0;
+  } catch (error) {
+    output.err(`Error: ${(error as Error).message ?? error}`);
+    return 1;
+  } finally {
+    await backend.close();
+  }
+}
+
+if (import.meta.main) {
+  const status = await main(Deno.args);
+  Deno.exit(status);
+}
