@@ -109,3 +109,11 @@ export function checkKey(key: unknown): string {
   }
   return key;
 }
+
+/** Whether `etag` is among `etags` (from a client), `*` matching any. */
+export function listedEtag(
+  etag: string | undefined,
+  etags: readonly string[],
+): boolean {
+  return etag !== undefined && (etags.includes(etag) || etags.includes("*"));
+}

@@ -39,6 +39,7 @@ export interface Statements {
   present: string;
   create: string;
   read: string;
+  readMany: string;
   write: string;
   delete: string;
   clear: string;
@@ -94,9 +95,22 @@ END $cachekit$`,
     THEN NULL ELSE value END AS value,
   meta, etag,
   greatest(0, extract(epoch FROM now() - created_at))::float8 AS age,
-  expires_at <= now() AS stale
+  expires_at <= now() AS stale,
+  (extract(epoch FROM expires_at) - extract(epoch FROM now()))::float8 AS fresh_for
 FROM ${table}
 WHERE namespace = $1::text AND key = $2::text AND stale_until > now()`,
+    // Many lookups in one round trip; i is each lookup's position, and each
+    // lookup's etags come joined by chr(31).
+    readMany: `SELECT q.i::int AS i, e.kind,
+  CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY(string_to_array(q.etags, chr(31)))
+    OR '*' = ANY(string_to_array(q.etags, chr(31))))
+    THEN NULL ELSE e.value END AS value,
+  e.meta, e.etag,
+  greatest(0, extract(epoch FROM now() - e.created_at))::float8 AS age,
+  e.expires_at <= now() AS stale,
+  (extract(epoch FROM e.expires_at) - extract(epoch FROM now()))::float8 AS fresh_for
+FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(key, etags, i)
+JOIN ${table} AS e ON e.namespace = $1::text AND e.key = q.key AND e.stale_until > now()`,
     write: `INSERT INTO ${table}
   (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
 SELECT $1::text, $2::text, $3::int2, $4::bytea, $5::text, $6::text, $7::text[],

@@ -18,6 +18,7 @@ import {
   checkNamespace,
   decodeValue,
   encodeValue,
+  listedEtag,
   writeTerms,
 } from "./_codec.ts";
 import type {
@@ -239,9 +240,7 @@ export class MemoryBackend implements CacheBackend {
     else this.#counters.hits++;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
-    const etags = options?.etags ?? [];
-    const notModified = slot.entry.etag !== undefined &&
-      (etags.includes(slot.entry.etag) || etags.includes("*"));
+    const notModified = listedEtag(slot.entry.etag, options?.etags ?? []);
     return Promise.resolve({
       ...slot.entry,
       body: notModified ? new Uint8Array(0) : slot.entry.body,

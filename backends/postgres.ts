@@ -28,6 +28,7 @@ import {
   toBytes,
   writeTerms,
 } from "./_codec.ts";
+import { fnv1a, LocalTier } from "./_local.ts";
 import { burstLogger, report } from "./_report.ts";
 import { parseTableName, type Statements, statements } from "./_sql.ts";
 import {
@@ -78,6 +79,24 @@ export interface NamespaceStats {
   bytes: number;
   /** Its entries past their stale window, waiting for a sweep. */
   expired: number;
+}
+
+/** Options of the in-process tier in front of PostgreSQL. */
+export interface LocalCacheOptions {
+  /**
+   * The most entries kept in this process (least recently used evicted).
+   *
+   * @default {1000}
+   */
+  maxEntries?: number;
+  /**
+   * The most seconds an entry is served from this process without asking
+   * the database, whatever its own lifetime: a bound on staleness should a
+   * notification be lost.
+   *
+   * @default {60}
+   */
+  maxAge?: number;
 }
 
 /** Options of an embedded PGlite database. */
@@ -156,6 +175,24 @@ export interface PostgresBackendOptions {
    * @default {268435456} (256 MiB)
    */
   maxBytes?: number;
+  /**
+   * An in-process tier in front of PostgreSQL. Every instance that sharing
+   * the namespace must enable it: writes, deletes, tag purges and clears are
+   * announced with NOTIFY, and every instance drops its local copy on the
+   * announcement. After the listening connection reconnects, all local
+   * copies are dropped. Needs a driver that can LISTEN (postgres.js,
+   * PGlite).
+   *
+   * @default {undefined} no local tier
+   */
+  localCache?: LocalCacheOptions;
+  /**
+   * The most lookups combined into one query: lookups that arrive while a
+   * query is in flight, or in the same tick, share a round trip.
+   *
+   * @default {64}
+   */
+  maxBatchSize?: number;
   /**
    * Seconds between sweeps of expired rows; `0` turns the background sweep
    * off (call {@linkcode PostgresBackend.sweep} yourself).
@@ -359,6 +396,14 @@ export class PostgresBackend implements CacheBackend {
   #writesSinceEvict = 0;
   #evicting: Promise<void> | undefined;
   #counters = { hits: 0, misses: 0, staleServes: 0, evictions: 0, errors: 0 };
+  #maxBatchSize: number;
+  #maxInflight: number;
+  #inflight = 0;
+  #lookups: Lookup[] = [];
+  #flushScheduled = false;
+  #local: LocalTier | undefined;
+  #channel: string;
+  #unlisten: Promise<(() => Promise<void>) | undefined> | undefined;
 
   /**
    * Creates the backend. It does not wait for the database: connecting and
@@ -424,6 +469,24 @@ export class PostgresBackend implements CacheBackend {
       Math.min(1000, Math.floor(this.#maxEntries / 20)),
     );
     this.#evictBatch = Math.max(100, this.#evictEvery * 4);
+    this.#maxBatchSize = positiveInteger(
+      "maxBatchSize",
+      options.maxBatchSize ?? 64,
+    );
+    this.#maxInflight = options.dsn !== undefined ? Math.min(2, maxSize) : 1;
+    this.#channel = `cachekit_${fnv1a(this.#tableName)}`;
+    if (options.localCache !== undefined) {
+      const local = options.localCache;
+      if (typeof local !== "object" || local === null) {
+        throw new TypeError(
+          `Cannot create PostgresBackend: localCache must be an object: received ${local}`,
+        );
+      }
+      this.#local = new LocalTier(
+        positiveInteger("localCache.maxEntries", local.maxEntries ?? 1000),
+        nonNegativeNumber("localCache.maxAge", local.maxAge ?? 60) * 1000,
+      );
+    }
     this.#breakerThreshold = positiveInteger(
       "breakerThreshold",
       options.breakerThreshold ?? 5,
@@ -468,6 +531,24 @@ export class PostgresBackend implements CacheBackend {
       report(this.#onError, error, this.#context("connect"))
     );
     void this.#connection().catch(() => {});
+    if (this.#local) {
+      const local = this.#local;
+      this.#unlisten = this.#driver.then(async (driver) => {
+        if (!driver.listen) {
+          throw new TypeError(
+            "Cannot use localCache: the client cannot LISTEN; use postgres.js or PGlite",
+          );
+        }
+        return await driver.listen(
+          this.#channel,
+          (payload) => this.#onNotify(payload),
+          () => local.reset(true),
+        );
+      });
+      this.#unlisten.catch((error) =>
+        report(this.#onError, error, this.#context("listen"))
+      );
+    }
     if (sweepInterval > 0) {
       this.#sweepTimer = setInterval(() => {
         this.#sweeping ??= this.sweep()
@@ -550,6 +631,7 @@ export class PostgresBackend implements CacheBackend {
       this.namespace,
       checkKey(key),
     ], options);
+    await this.#announce(key, options);
     return rows.length > 0 && rows[0].live === true;
   }
 
@@ -560,6 +642,7 @@ export class PostgresBackend implements CacheBackend {
    */
   async clear(options?: TransactionOptions): Promise<void> {
     await this.#query("clear", this.#sql.clear, [this.namespace], options);
+    await this.#announce("*", options);
   }
 
   /**
@@ -569,6 +652,7 @@ export class PostgresBackend implements CacheBackend {
    */
   async clearTable(): Promise<void> {
     await this.#query("clearTable", this.#sql.clearTable, []);
+    await this.#announce("*", undefined, "*");
   }
 
   /**
@@ -586,6 +670,7 @@ export class PostgresBackend implements CacheBackend {
       this.namespace,
       [...tags],
     ], options);
+    await this.#announce("*", options);
     return Number(rows[0]?.n ?? 0);
   }
 
@@ -619,6 +704,8 @@ export class PostgresBackend implements CacheBackend {
       clearInterval(this.#sweepTimer);
       await this.#sweeping;
       await this.#evicting;
+      const unlisten = await this.#unlisten?.catch(() => undefined);
+      await unlisten?.().catch(() => {});
       const session = await this.#session?.catch(() => undefined);
       session?.release();
       const driver = await this.#driver.catch(() => undefined);
@@ -639,16 +726,96 @@ export class PostgresBackend implements CacheBackend {
     key: string,
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
-    const rows = await this.#query("readEntry", this.#sql.read, [
-      this.namespace,
-      checkKey(key),
-      [...options?.etags ?? []],
-    ]);
-    const entry = toStoredEntry(rows[0]);
+    checkKey(key);
+    if (this.#closed) {
+      throw new Error(
+        `Cannot readEntry: the PostgresBackend of table ${this.#tableName} is closed`,
+      );
+    }
+    const etags = options?.etags ?? [];
+    const local = this.#local?.get(key, etags);
+    if (local) {
+      this.#counters.hits++;
+      return local;
+    }
+    const generation = this.#local?.generation;
+    const entry = await withTimeout(
+      new Promise<Row | undefined>((resolve, reject) => {
+        this.#lookups.push({ key, etags, resolve, reject });
+        this.#schedule();
+      }),
+      this.#queryTimeout,
+      "readEntry",
+    ).then(toStoredEntry);
     if (!entry) this.#counters.misses++;
     else if (entry.stale) this.#counters.staleServes++;
-    else this.#counters.hits++;
+    else {
+      this.#counters.hits++;
+      this.#local?.put(key, entry, generation!);
+    }
     return entry;
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    queueMicrotask(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  /** Sends queued lookups, batched, while fewer than the limit are in flight. */
+  #flush(): void {
+    while (this.#lookups.length > 0 && this.#inflight < this.#maxInflight) {
+      const batch = this.#lookups.splice(0, this.#maxBatchSize);
+      this.#inflight++;
+      const query = batch.length === 1
+        ? this.#query("readEntry", this.#sql.read, [
+          this.namespace,
+          batch[0].key,
+          [...batch[0].etags],
+        ]).then((rows) => batch[0].resolve(rows[0]))
+        : this.#query("readEntry", this.#sql.readMany, [
+          this.namespace,
+          batch.map((lookup) => lookup.key),
+          batch.map((lookup) => lookup.etags.join("\x1f")),
+        ]).then((rows) => {
+          const found = new Map<number, Row>();
+          for (const row of rows) found.set(Number(row.i), row);
+          batch.forEach((lookup, i) => lookup.resolve(found.get(i + 1)));
+        });
+      void query.catch((error) => {
+        for (const lookup of batch) lookup.reject(error);
+      }).finally(() => {
+        this.#inflight--;
+        this.#flush();
+      });
+    }
+  }
+
+  #onNotify(payload: string): void {
+    const split = payload.indexOf("\x1f");
+    const namespace = payload.slice(0, split);
+    const key = payload.slice(split + 1);
+    if (namespace !== this.namespace && namespace !== "*") return;
+    if (key === "*") this.#local?.reset(false);
+    else this.#local?.drop(key);
+  }
+
+  /** Drops local copies here and, when others may hold some, announces it. */
+  async #announce(
+    key: string,
+    options?: TransactionOptions,
+    namespace = this.namespace,
+  ): Promise<void> {
+    if (!this.#local) return;
+    if (key === "*") this.#local.reset(false);
+    else this.#local.drop(key);
+    await this.#query("notify", "SELECT pg_notify($1::text, $2::text)", [
+      this.#channel,
+      `${namespace}\x1f${key}`,
+    ], options);
   }
 
   /**
@@ -677,6 +844,7 @@ export class PostgresBackend implements CacheBackend {
       terms.expire,
       terms.staleFor,
     ]);
+    await this.#announce(key);
     if (++this.#writesSinceEvict >= this.#evictEvery) {
       this.#writesSinceEvict = 0;
       this.#evicting ??= this.evict()
@@ -932,9 +1100,17 @@ export class PostgresBackend implements CacheBackend {
   }
 }
 
-function toStoredEntry(
-  row: Record<string, unknown> | undefined,
-): StoredEntry | undefined {
+type Row = Record<string, unknown>;
+
+/** A read waiting for its batch. */
+interface Lookup {
+  key: string;
+  etags: readonly string[];
+  resolve(row: Row | undefined): void;
+  reject(error: unknown): void;
+}
+
+function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
   if (!row) return undefined;
   const notModified = row.value === null;
   return {
@@ -944,6 +1120,7 @@ function toStoredEntry(
     etag: row.etag === null ? undefined : String(row.etag),
     age: Number(row.age),
     stale: row.stale === true,
+    freshFor: Number(row.fresh_for),
     notModified,
   };
 }

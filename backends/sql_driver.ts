@@ -42,6 +42,16 @@ export interface SqlDriver {
    * process only.
    */
   session?(): Promise<SqlSession>;
+  /**
+   * Listens on a notification channel. `onListen` runs each time the
+   * listening connection is (re)established: notifications sent while it
+   * was down are lost. Resolves to a function that stops listening.
+   */
+  listen?(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen: () => void,
+  ): Promise<() => Promise<void>>;
   /** Releases the connection source, if the driver owns it. */
   close(): Promise<void>;
 }
@@ -56,6 +66,12 @@ export interface PostgresJsClient {
   ): PromiseLike<readonly SqlRow[]>;
   /** Takes a connection out of the pool until `release()`. */
   reserve?(): Promise<PostgresJsReserved>;
+  /** Listens on a channel, re-listening after reconnects. */
+  listen?(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<{ unlisten(): Promise<void> }>;
   /** Closes every connection. */
   end(options?: { timeout?: number }): Promise<void>;
 }
@@ -99,6 +115,11 @@ export interface PGliteClient {
   close(): Promise<void>;
   /** Resolves when the database is ready. */
   readonly waitReady: Promise<void>;
+  /** Listens on a channel. */
+  listen?(
+    channel: string,
+    callback: (payload: string) => void,
+  ): Promise<() => Promise<void>>;
 }
 
 /** Any connection source {@linkcode PostgresBackend} accepts as `client`. */
@@ -179,6 +200,12 @@ export function toSqlDriver(
           };
         }
         : undefined,
+      listen: client.listen
+        ? async (channel, onNotify, onListen) => {
+          const listener = await client.listen!(channel, onNotify, onListen);
+          return () => listener.unlisten();
+        }
+        : undefined,
       close: () => owned ? client.end({ timeout: 1 }) : Promise.resolve(),
     };
   }
@@ -187,6 +214,13 @@ export function toSqlDriver(
       async query(text, params) {
         return (await client.query(text, [...params])).rows as SqlRow[];
       },
+      listen: client.listen
+        ? async (channel, onNotify, onListen) => {
+          const unlisten = await client.listen!(channel, onNotify);
+          onListen();
+          return unlisten;
+        }
+        : undefined,
       close: () => owned ? client.close() : Promise.resolve(),
     };
   }
@@ -218,6 +252,7 @@ export function toSqlDriver(
     return {
       query: (text, params) => client.query(text, params),
       session: client.session?.bind(client),
+      listen: client.listen?.bind(client),
       close: () => owned ? client.close() : Promise.resolve(),
     };
   }

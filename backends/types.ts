@@ -98,6 +98,8 @@ export interface StoredEntry extends CacheEntry {
   age: number;
   /** Whether the entry has expired and is served from its stale window. */
   stale: boolean;
+  /** Seconds until the entry expires, where the backend tells. */
+  freshFor?: number;
   /**
    * Whether the entry's etag matched {@linkcode ReadEntryOptions.etags}, in
    * which case {@linkcode CacheEntry.body} is empty.
