@@ -67,9 +67,9 @@ export function writeTerms(
   }
   const tags = options?.tags ?? [];
   for (const tag of tags) {
-    if (typeof tag !== "string" || tag === "") {
+    if (typeof tag !== "string" || tag === "" || /[\x00-\x1f]/.test(tag)) {
       throw new TypeError(
-        `Cannot write entry: tags must be non-empty strings: received ${
+        `Cannot write entry: tags must be non-empty strings without control characters: received ${
           JSON.stringify(tag)
         }`,
       );

@@ -40,6 +40,8 @@ export interface Statements {
   create: string;
   read: string;
   readMany: string;
+  /** Upserts `rows` distinct keys in one statement, 8 parameters a row after the namespace. */
+  writeMany(rows: number): string;
   write: string;
   delete: string;
   clear: string;
@@ -58,8 +60,39 @@ export function statements(parts: string[], unlogged: boolean): Statements {
   const table = parts.map(quote).join(".");
   const name = parts[parts.length - 1];
   const lockKey = `hashtext(${literal(`cachekit:${parts.join(".")}`)})`;
+  const writeMany = new Map<number, string>();
   return {
     table,
+    // Many upserts in one statement: a VALUES row per key, so that every
+    // value is its own typed parameter.
+    writeMany(rows: number): string {
+      let text = writeMany.get(rows);
+      if (text === undefined) {
+        const values = Array.from({ length: rows }, (_, row) => {
+          const p = (column: number) => `$${2 + row * 8 + column}`;
+          return `(${p(0)}::text, ${p(1)}::int2, ${p(2)}::bytea, ${
+            p(3)
+          }::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::float8, ${
+            p(7)
+          }::float8)`;
+        }).join(",\n  ");
+        text = `INSERT INTO ${table}
+  (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
+SELECT $1::text, q.key, q.kind, q.value, q.meta, q.etag,
+  string_to_array(q.tags, chr(31)), octet_length(q.value), now(), x.expires_at,
+  x.expires_at + q.stale_for * interval '1 second'
+FROM (VALUES ${values}) AS q(key, kind, value, meta, etag, tags, expire, stale_for)
+CROSS JOIN LATERAL (SELECT CASE WHEN q.expire IS NULL THEN 'infinity'::timestamptz
+  ELSE now() + q.expire * interval '1 second' END AS expires_at) AS x
+ON CONFLICT (namespace, key) DO UPDATE SET
+  kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
+  etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
+  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+  stale_until = EXCLUDED.stale_until`;
+        writeMany.set(rows, text);
+      }
+      return text;
+    },
     present: `SELECT to_regclass($1) IS NOT NULL AS present`,
     // One statement, so one implicit transaction: the advisory lock
     // serializes concurrent creators and is released at its end.

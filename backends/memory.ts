@@ -86,7 +86,14 @@ export class MemoryBackend implements CacheBackend {
   #maxEntries: number;
   #now: () => number;
   #slots = new Map<string, Slot>();
-  #counters = { hits: 0, misses: 0, staleServes: 0, evictions: 0, errors: 0 };
+  #counters = {
+    hits: 0,
+    misses: 0,
+    staleServes: 0,
+    evictions: 0,
+    errors: 0,
+    droppedWrites: 0,
+  };
 
   /**
    * Creates an empty memory backend.

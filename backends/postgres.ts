@@ -26,8 +26,10 @@ import {
   decodeValue,
   encodeValue,
   toBytes,
+  type WriteTerms,
   writeTerms,
 } from "./_codec.ts";
+import { Batcher } from "./_batch.ts";
 import { fnv1a, LocalTier } from "./_local.ts";
 import { burstLogger, report } from "./_report.ts";
 import { parseTableName, type Statements, statements } from "./_sql.ts";
@@ -187,7 +189,15 @@ export interface PostgresBackendOptions {
    */
   localCache?: LocalCacheOptions;
   /**
-   * The most lookups combined into one query: lookups that arrive while a
+   * The most writes waiting to be sent; further writes are dropped (and
+   * counted in `stats().droppedWrites`) so that memory stays bounded when the
+   * database is slow.
+   *
+   * @default {1000}
+   */
+  maxQueuedWrites?: number;
+  /**
+   * The most lookups (and writes) combined into one query: lookups that arrive while a
    * query is in flight, or in the same tick, share a round trip.
    *
    * @default {64}
@@ -246,6 +256,27 @@ export interface PostgresBackendOptions {
    * @default {console.error, once per burst}
    */
   onError?: CacheErrorHandler;
+}
+
+/** The error a write rejects with when the write queue is full: it was dropped. */
+export class CacheQueueFullError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param limit The queue's bound.
+   *
+   * @example Telling a dropped write apart
+   * ```ts
+   * import { CacheQueueFullError } from "@cachekit/hono/postgres";
+   *
+   * const error: unknown = new CacheQueueFullError(1000);
+   * console.log(error instanceof CacheQueueFullError); // true
+   * ```
+   */
+  constructor(limit: number) {
+    super(`Cache write dropped: ${limit} writes are already queued`);
+    this.name = "CacheQueueFullError";
+  }
 }
 
 /** The error a cache query rejects with while the circuit breaker is open. */
@@ -395,12 +426,18 @@ export class PostgresBackend implements CacheBackend {
   #evictBatch: number;
   #writesSinceEvict = 0;
   #evicting: Promise<void> | undefined;
-  #counters = { hits: 0, misses: 0, staleServes: 0, evictions: 0, errors: 0 };
+  #counters = {
+    hits: 0,
+    misses: 0,
+    staleServes: 0,
+    evictions: 0,
+    errors: 0,
+    droppedWrites: 0,
+  };
   #maxBatchSize: number;
-  #maxInflight: number;
-  #inflight = 0;
-  #lookups: Lookup[] = [];
-  #flushScheduled = false;
+  #reads: Batcher<Lookup, Row | undefined>;
+  #writes: Batcher<Write, void>;
+  #maxQueuedWrites: number;
   #local: LocalTier | undefined;
   #channel: string;
   #unlisten: Promise<(() => Promise<void>) | undefined> | undefined;
@@ -473,7 +510,21 @@ export class PostgresBackend implements CacheBackend {
       "maxBatchSize",
       options.maxBatchSize ?? 64,
     );
-    this.#maxInflight = options.dsn !== undefined ? Math.min(2, maxSize) : 1;
+    const maxInflight = options.dsn !== undefined ? Math.min(2, maxSize) : 1;
+    this.#reads = new Batcher(
+      (batch) => this.#readBatch(batch),
+      this.#maxBatchSize,
+      maxInflight,
+    );
+    this.#writes = new Batcher(
+      (batch) => this.#writeBatch(batch),
+      this.#maxBatchSize,
+      maxInflight,
+    );
+    this.#maxQueuedWrites = positiveInteger(
+      "maxQueuedWrites",
+      options.maxQueuedWrites ?? 1000,
+    );
     this.#channel = `cachekit_${fnv1a(this.#tableName)}`;
     if (options.localCache !== undefined) {
       const local = options.localCache;
@@ -740,10 +791,7 @@ export class PostgresBackend implements CacheBackend {
     }
     const generation = this.#local?.generation;
     const entry = await withTimeout(
-      new Promise<Row | undefined>((resolve, reject) => {
-        this.#lookups.push({ key, etags, resolve, reject });
-        this.#schedule();
-      }),
+      this.#reads.add({ key, etags }),
       this.#queryTimeout,
       "readEntry",
     ).then(toStoredEntry);
@@ -756,65 +804,104 @@ export class PostgresBackend implements CacheBackend {
     return entry;
   }
 
-  #schedule(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    queueMicrotask(() => {
-      this.#flushScheduled = false;
-      this.#flush();
-    });
+  async #readBatch(batch: Lookup[]): Promise<(Row | undefined)[]> {
+    if (batch.length === 1) {
+      const rows = await this.#query("readEntry", this.#sql.read, [
+        this.namespace,
+        batch[0].key,
+        [...batch[0].etags],
+      ]);
+      return [rows[0]];
+    }
+    const rows = await this.#query("readEntry", this.#sql.readMany, [
+      this.namespace,
+      batch.map((lookup) => lookup.key),
+      batch.map((lookup) => lookup.etags.join("\x1f")),
+    ]);
+    const found = new Map<number, Row>();
+    for (const row of rows) found.set(Number(row.i), row);
+    return batch.map((_, i) => found.get(i + 1));
   }
 
-  /** Sends queued lookups, batched, while fewer than the limit are in flight. */
-  #flush(): void {
-    while (this.#lookups.length > 0 && this.#inflight < this.#maxInflight) {
-      const batch = this.#lookups.splice(0, this.#maxBatchSize);
-      this.#inflight++;
-      const query = batch.length === 1
-        ? this.#query("readEntry", this.#sql.read, [
+  async #writeBatch(batch: Write[]): Promise<void[]> {
+    // One row per key: the last write of a key in the batch wins.
+    const last = new Map<string, Write>();
+    for (const write of batch) last.set(write.key, write);
+    const writes = [...last.values()];
+    if (writes.length === 1) {
+      const [{ key, entry, terms }] = writes;
+      await this.#query("writeEntry", this.#sql.write, [
+        this.namespace,
+        key,
+        entry.kind,
+        entry.body,
+        entry.meta ?? null,
+        entry.etag ?? null,
+        terms.tags,
+        terms.expire,
+        terms.staleFor,
+      ]);
+    } else {
+      await this.#query(
+        "writeEntry",
+        this.#sql.writeMany(writes.length),
+        [
           this.namespace,
-          batch[0].key,
-          [...batch[0].etags],
-        ]).then((rows) => batch[0].resolve(rows[0]))
-        : this.#query("readEntry", this.#sql.readMany, [
-          this.namespace,
-          batch.map((lookup) => lookup.key),
-          batch.map((lookup) => lookup.etags.join("\x1f")),
-        ]).then((rows) => {
-          const found = new Map<number, Row>();
-          for (const row of rows) found.set(Number(row.i), row);
-          batch.forEach((lookup, i) => lookup.resolve(found.get(i + 1)));
-        });
-      void query.catch((error) => {
-        for (const lookup of batch) lookup.reject(error);
-      }).finally(() => {
-        this.#inflight--;
-        this.#flush();
-      });
+          ...writes.flatMap(({ key, entry, terms }) => [
+            key,
+            entry.kind,
+            entry.body,
+            entry.meta ?? null,
+            entry.etag ?? null,
+            terms.tags.join("\x1f"),
+            terms.expire,
+            terms.staleFor,
+          ]),
+        ],
+      );
     }
+    await this.#announce(writes.map((write) => write.key));
+    this.#writesSinceEvict += writes.length;
+    if (this.#writesSinceEvict >= this.#evictEvery) {
+      this.#writesSinceEvict = 0;
+      this.#evicting ??= this.evict()
+        .then(
+          () => {},
+          (error) => report(this.#onError, error, this.#context("evict")),
+        )
+        .finally(() => this.#evicting = undefined);
+    }
+    return batch.map(() => undefined);
   }
 
   #onNotify(payload: string): void {
     const split = payload.indexOf("\x1f");
     const namespace = payload.slice(0, split);
-    const key = payload.slice(split + 1);
     if (namespace !== this.namespace && namespace !== "*") return;
-    if (key === "*") this.#local?.reset(false);
-    else this.#local?.drop(key);
+    for (const key of payload.slice(split + 1).split("\x1e")) {
+      if (key === "*") this.#local?.reset(false);
+      else this.#local?.drop(key);
+    }
   }
 
   /** Drops local copies here and, when others may hold some, announces it. */
   async #announce(
-    key: string,
+    keys: string | string[],
     options?: TransactionOptions,
     namespace = this.namespace,
   ): Promise<void> {
     if (!this.#local) return;
-    if (key === "*") this.#local.reset(false);
-    else this.#local.drop(key);
+    const list = typeof keys === "string" ? [keys] : keys;
+    for (const key of list) {
+      if (key === "*") this.#local.reset(false);
+      else this.#local.drop(key);
+    }
+    // A notification carries at most 8000 bytes: past that, drop them all.
+    let payload = `${namespace}\x1f${list.join("\x1e")}`;
+    if (payload.length > 7000) payload = `${namespace}\x1f*`;
     await this.#query("notify", "SELECT pg_notify($1::text, $2::text)", [
       this.#channel,
-      `${namespace}\x1f${key}`,
+      payload,
     ], options);
   }
 
@@ -832,28 +919,18 @@ export class PostgresBackend implements CacheBackend {
     entry: CacheEntry,
     options?: WriteEntryOptions,
   ): Promise<void> {
+    checkKey(key);
     const terms = writeTerms(options);
-    await this.#query("writeEntry", this.#sql.write, [
-      this.namespace,
-      checkKey(key),
-      entry.kind,
-      entry.body,
-      entry.meta ?? null,
-      entry.etag ?? null,
-      terms.tags,
-      terms.expire,
-      terms.staleFor,
-    ]);
-    await this.#announce(key);
-    if (++this.#writesSinceEvict >= this.#evictEvery) {
-      this.#writesSinceEvict = 0;
-      this.#evicting ??= this.evict()
-        .then(
-          () => {},
-          (error) => report(this.#onError, error, this.#context("evict")),
-        )
-        .finally(() => this.#evicting = undefined);
+    if (this.#closed) {
+      throw new Error(
+        `Cannot writeEntry: the PostgresBackend of table ${this.#tableName} is closed`,
+      );
     }
+    if (this.#writes.queued >= this.#maxQueuedWrites) {
+      this.#counters.droppedWrites++;
+      throw new CacheQueueFullError(this.#maxQueuedWrites);
+    }
+    await this.#writes.add({ key, entry, terms });
   }
 
   /**
@@ -1106,8 +1183,13 @@ type Row = Record<string, unknown>;
 interface Lookup {
   key: string;
   etags: readonly string[];
-  resolve(row: Row | undefined): void;
-  reject(error: unknown): void;
+}
+
+/** A write waiting for its batch. */
+interface Write {
+  key: string;
+  entry: CacheEntry;
+  terms: WriteTerms;
 }
 
 function toStoredEntry(row: Row | undefined): StoredEntry | undefined {

@@ -123,6 +123,8 @@ export interface CacheStats {
   evictions: number;
   /** Failed database operations of this process. */
   errors: number;
+  /** Writes this process dropped because its write queue was full. */
+  droppedWrites: number;
 }
 
 /**
