@@ -67,7 +67,7 @@ export function writeTerms(
   }
   const tags = options?.tags ?? [];
   for (const tag of tags) {
-    if (typeof tag !== "string" || tag === "" || /[\x00-\x1f]/.test(tag)) {
+    if (typeof tag !== "string" || tag === "" || hasControl(tag)) {
       throw new TypeError(
         `Cannot write entry: tags must be non-empty strings without control characters: received ${
           JSON.stringify(tag)
@@ -116,4 +116,12 @@ export function listedEtag(
   etags: readonly string[],
 ): boolean {
   return etag !== undefined && (etags.includes(etag) || etags.includes("*"));
+}
+
+/** Whether `text` has a control character (below U+0020). */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) < 0x20) return true;
+  }
+  return false;
 }
