@@ -10,7 +10,7 @@ export interface CuttableProxy {
   /** Drops every connection and stops listening: connects are refused. */
   cut(): void;
   /** Listens again on the same port. */
-  restore(): void;
+  restore(): Promise<void>;
   /** Stops everything. */
   close(): Promise<void>;
 }
@@ -95,7 +95,20 @@ export function startProxy(targetPort = 5432): CuttableProxy {
       return url.href;
     },
     cut,
-    restore: listen,
+    async restore() {
+      // The closed listener frees its port once its accept loop has ended.
+      await serving;
+      for (let attempt = 0;; attempt++) {
+        try {
+          return listen();
+        } catch (error) {
+          if (!(error instanceof Deno.errors.AddrInUse) || attempt > 100) {
+            throw error;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+    },
     async close() {
       cut();
       await serving;

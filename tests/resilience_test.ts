@@ -479,7 +479,7 @@ Deno.test("circuit breaker: a successful probe closes the circuit and recovers w
     await assert.rejects(backend.get("k"));
     await assert.rejects(backend.get("k"));
     assert.equal(backend.circuitOpen, true);
-    proxy.restore();
+    await proxy.restore();
     await assert.rejects(backend.get("k"), CacheUnavailableError);
     now = 1001;
     assert.equal(await backend.get("k"), "v");
@@ -558,7 +558,7 @@ Deno.test({
       phase = "down";
       proxy.cut();
       await pause(1200); // load with the database gone
-      proxy.restore();
+      await proxy.restore();
       phase = "after";
       restoredAt = performance.now();
       const deadline = restoredAt + 4000;

@@ -1,0 +1,453 @@
+// Issue 6 behaviours: batched reads and writes, writes off the critical
+// path, a bounded write queue, and the coherent local tier. Timings live in
+// `deno task bench`; these tests count round trips and handler runs.
+import assert from "node:assert/strict";
+import { Hono } from "hono";
+import { CacheQueueFullError, PostgresBackend } from "../backends/postgres.ts";
+import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
+import { cached } from "../middleware/cached.ts";
+import { DATABASE_URL, dropTable, pglite, uniqueTable } from "./_helpers.ts";
+import { startProxy } from "./_proxy.ts";
+
+const quiet = () => {};
+
+/** The real server and PGlite, each with a fresh table. */
+const servers = [
+  {
+    name: "PGlite",
+    available: true,
+    async open(
+      options: Partial<ConstructorParameters<typeof PostgresBackend>[0]> = {},
+    ) {
+      const table = uniqueTable("perf");
+      const backend = new PostgresBackend({
+        client: await pglite(),
+        table,
+        sweepInterval: 0,
+        ...options,
+      });
+      await backend.ready();
+      return {
+        backend,
+        async dispose() {
+          await backend.clearTable().catch(() => {});
+          await backend.close();
+          await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+        },
+      };
+    },
+  },
+  {
+    name: "the real server",
+    available: DATABASE_URL !== undefined,
+    async open(
+      options: Partial<ConstructorParameters<typeof PostgresBackend>[0]> = {},
+    ) {
+      const table = uniqueTable("perf");
+      const backend = new PostgresBackend({
+        dsn: DATABASE_URL!,
+        table,
+        sweepInterval: 0,
+        ...options,
+      });
+      await backend.ready();
+      return {
+        backend,
+        async dispose() {
+          await backend.close();
+          await dropTable(table);
+        },
+      };
+    },
+  },
+];
+
+for (const server of servers) {
+  Deno.test({
+    name:
+      `batched reads on ${server.name}: 64 concurrent cold-start hits use at most 4 queries`,
+    ignore: !server.available,
+    async fn() {
+      const { backend, dispose } = await server.open();
+      try {
+        let runs = 0;
+        const app = new Hono();
+        app.get("/item/:id", cached({ backend, wait: true }), (c) => {
+          runs++;
+          return c.text(`item ${c.req.param("id")}`);
+        });
+        for (let i = 0; i < 64; i++) await app.request(`/item/${i}`);
+        assert.equal(runs, 64);
+        const before = backend.roundTrips;
+        const responses = await Promise.all(
+          Array.from({ length: 64 }, (_, i) => app.request(`/item/${i}`)),
+        );
+        for (const [i, res] of responses.entries()) {
+          assert.equal(res.headers.get("x-cache"), "HIT");
+          assert.equal(await res.text(), `item ${i}`);
+        }
+        assert.equal(runs, 64);
+        const queries = backend.roundTrips - before;
+        assert.ok(queries <= 4, `64 hits took ${queries} queries`);
+      } finally {
+        await dispose();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `batched reads on ${server.name}: a lone lookup is one point query, and each batched lookup gets its own entry`,
+    ignore: !server.available,
+    async fn() {
+      const { backend, dispose } = await server.open();
+      try {
+        await backend.set("a", "A");
+        await backend.set("b", new Uint8Array([1, 2, 3]));
+        let before = backend.roundTrips;
+        assert.equal(await backend.get("a"), "A");
+        assert.equal(backend.roundTrips - before, 1);
+        before = backend.roundTrips;
+        const [a, missing, b, again] = await Promise.all([
+          backend.get("a"),
+          backend.get("nope"),
+          backend.get("b"),
+          backend.get("a"),
+        ]);
+        assert.equal(backend.roundTrips - before, 1);
+        assert.deepEqual([a, missing, b, again], [
+          "A",
+          undefined,
+          new Uint8Array([1, 2, 3]),
+          "A",
+        ]);
+      } finally {
+        await dispose();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `batched writes on ${server.name}: 32 concurrent sets share one upsert, and the last write of a key wins`,
+    ignore: !server.available,
+    async fn() {
+      const { backend, dispose } = await server.open();
+      try {
+        const before = backend.roundTrips;
+        await Promise.all([
+          ...Array.from(
+            { length: 32 },
+            (_, i) => backend.set(`k${i}`, { i }, { expire: 60, tags: ["t"] }),
+          ),
+          backend.set("k0", "last"),
+        ]);
+        assert.ok(backend.roundTrips - before <= 2);
+        assert.equal(await backend.get("k0"), "last");
+        assert.deepEqual(await backend.get("k31"), { i: 31 });
+        assert.equal(await backend.invalidateTags(["t"]), 31);
+      } finally {
+        await dispose();
+      }
+    },
+  });
+}
+
+/** A driver over PGlite whose upserts wait for `gate` while it is set. */
+async function gatedDriver(): Promise<{
+  driver: SqlDriver;
+  hold(): void;
+  release(): void;
+  held(): number;
+}> {
+  const inner = toSqlDriver(await pglite());
+  let gate: Promise<void> | undefined;
+  let open = () => {};
+  let waiting = 0;
+  return {
+    driver: {
+      async query(text, params) {
+        if (gate && text.startsWith("INSERT")) {
+          waiting++;
+          await gate;
+          waiting--;
+        }
+        return await inner.query(text, params);
+      },
+      close: () => Promise.resolve(),
+    },
+    hold() {
+      gate = new Promise((resolve) => open = resolve);
+    },
+    release() {
+      gate = undefined;
+      open();
+    },
+    held: () => waiting,
+  };
+}
+
+Deno.test("writes off the critical path: a MISS is answered before its upsert completes", async () => {
+  const gated = await gatedDriver();
+  const table = uniqueTable("offpath");
+  const backend = new PostgresBackend({
+    client: gated.driver,
+    table,
+    sweepInterval: 0,
+  });
+  try {
+    await backend.ready();
+    const app = new Hono();
+    app.get("/", cached({ backend }), (c) => c.text("body"));
+    gated.hold();
+    const res = await app.request("/");
+    assert.equal(res.headers.get("x-cache"), "MISS");
+    assert.equal(await res.text(), "body");
+    const { rows } = await (await pglite()).query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "${table}"`,
+    );
+    assert.equal(rows[0].n, 0, "the upsert has not completed");
+    while (gated.held() === 0) await new Promise((r) => setTimeout(r, 1));
+    gated.release();
+    // A read of this process waits for its own pending write.
+    const hit = await app.request("/");
+    assert.equal(hit.headers.get("x-cache"), "HIT");
+  } finally {
+    gated.release();
+    await backend.close();
+    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+  }
+});
+
+Deno.test("wait: true awaits the upsert before answering", async () => {
+  const gated = await gatedDriver();
+  const table = uniqueTable("wait");
+  const backend = new PostgresBackend({
+    client: gated.driver,
+    table,
+    sweepInterval: 0,
+  });
+  try {
+    await backend.ready();
+    const app = new Hono();
+    app.get("/", cached({ backend, wait: true }), (c) => c.text("body"));
+    gated.hold();
+    let answered = false;
+    const pending = Promise.resolve(app.request("/")).then((res) => {
+      answered = true;
+      return res;
+    });
+    while (gated.held() === 0) await new Promise((r) => setTimeout(r, 1));
+    assert.equal(answered, false, "no answer while the upsert waits");
+    gated.release();
+    const res = await pending;
+    assert.equal(res.headers.get("x-cache"), "MISS");
+  } finally {
+    gated.release();
+    await backend.close();
+    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+  }
+});
+
+Deno.test("bounded write queue: when it is full, writes are dropped and counted, and requests still succeed", async () => {
+  const gated = await gatedDriver();
+  const table = uniqueTable("queue");
+  const errors: unknown[] = [];
+  const backend = new PostgresBackend({
+    client: gated.driver,
+    table,
+    sweepInterval: 0,
+    maxQueuedWrites: 2,
+    maxBatchSize: 1,
+  });
+  try {
+    await backend.ready();
+    gated.hold();
+    const first = backend.set("in-flight", 1); // taken by the batcher
+    while (gated.held() === 0) await new Promise((r) => setTimeout(r, 1));
+    const queued = [backend.set("q1", 1), backend.set("q2", 2)];
+    await assert.rejects(backend.set("dropped", 3), CacheQueueFullError);
+    const app = new Hono();
+    app.get(
+      "/",
+      cached({ backend, onError: (error) => errors.push(error) }),
+      (c) => c.text("served"),
+    );
+    const res = await app.request("/");
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), "served");
+    gated.release();
+    await Promise.all([first, ...queued]);
+    const stats = await backend.stats();
+    assert.equal(stats.droppedWrites, 2);
+    assert.ok(errors.some((error) => error instanceof CacheQueueFullError));
+    assert.equal(await backend.get("dropped"), undefined);
+    assert.equal(await backend.get("q2"), 2);
+  } finally {
+    gated.release();
+    await backend.close();
+    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+  }
+});
+
+Deno.test("local tier: repeated hits are served without a query", async () => {
+  const table = uniqueTable("local");
+  const backend = new PostgresBackend({
+    client: await pglite(),
+    table,
+    sweepInterval: 0,
+    localCache: { maxEntries: 10, maxAge: 60 },
+  });
+  try {
+    await backend.ready();
+    await backend.set("k", { v: 1 }, { expire: 60 });
+    assert.deepEqual(await backend.get("k"), { v: 1 }); // fills the tier
+    const before = backend.roundTrips;
+    for (let i = 0; i < 10; i++) {
+      assert.deepEqual(await backend.get("k"), { v: 1 });
+    }
+    assert.equal(backend.roundTrips, before);
+  } finally {
+    await backend.close();
+    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+  }
+});
+
+Deno.test({
+  name:
+    "local tier across processes: after an invalidation through A, B stops serving the old body within 200 ms",
+  ignore: !DATABASE_URL,
+  async fn() {
+    const table = uniqueTable("coherent");
+    const a = new PostgresBackend({
+      dsn: DATABASE_URL!,
+      table,
+      namespace: "coherent",
+      sweepInterval: 0,
+      localCache: {},
+    });
+    await a.ready();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("./fixtures/local_tier_server.ts", import.meta.url).pathname,
+      ],
+      env: { DATABASE_URL: DATABASE_URL!, TABLE: table },
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    try {
+      const reader = child.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      let text = "";
+      while (!text.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error("B exited before listening");
+        text += value;
+      }
+      reader.releaseLock();
+      const port = JSON.parse(text.split("\n")[0]).port;
+      const get = async (path: string) => {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { cache: res.headers.get("x-cache"), body: await res.text() };
+      };
+      await a.set("version", 1);
+      assert.deepEqual(await get("/version"), { cache: "MISS", body: "1" });
+      assert.deepEqual(await get("/version"), { cache: "HIT", body: "1" });
+      const stats = await (await fetch(`http://127.0.0.1:${port}/trips`))
+        .json();
+      await get("/version");
+      const after = await (await fetch(`http://127.0.0.1:${port}/trips`))
+        .json();
+      assert.equal(after.trips, stats.trips, "B serves from its local tier");
+
+      await a.set("version", 2); // an overwrite through A
+      const changed = performance.now();
+      let seen = await get("/version");
+      while (seen.body !== "2" && performance.now() - changed < 1000) {
+        seen = await get("/version");
+      }
+      const elapsed = performance.now() - changed;
+      assert.equal(seen.body, "2");
+      assert.ok(elapsed < 200, `B saw the overwrite after ${elapsed} ms`);
+
+      await a.clear(); // a clear through A
+      const cleared = performance.now();
+      seen = await get("/version");
+      while (seen.body !== "missing" && performance.now() - cleared < 1000) {
+        seen = await get("/version");
+      }
+      assert.equal(seen.body, "missing");
+      assert.ok(performance.now() - cleared < 200);
+    } finally {
+      await child.stdin.close();
+      await child.stdout.cancel().catch(() => {});
+      await child.status;
+      await a.close();
+      await dropTable(table);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "local tier: after the listening connection reconnects, local copies that could have missed a notification are discarded",
+  ignore: !DATABASE_URL,
+  async fn() {
+    const proxy = startProxy();
+    const table = uniqueTable("reconnect");
+    const backend = new PostgresBackend({
+      dsn: proxy.dsn(DATABASE_URL!),
+      table,
+      sweepInterval: 0,
+      queryTimeout: 500,
+      breakerThreshold: 1000,
+      localCache: {},
+      onError: quiet,
+    });
+    try {
+      await backend.ready();
+      await backend.set("k", "before");
+      // Wait until the tier is listening and holds the entry.
+      const deadline = Date.now() + 3000;
+      let trips = 0;
+      while (Date.now() < deadline) {
+        await backend.get("k");
+        trips = backend.roundTrips;
+        await backend.get("k");
+        if (backend.roundTrips === trips) break;
+      }
+      assert.equal(backend.roundTrips, trips, "served locally before the cut");
+      proxy.cut();
+      await proxy.restore();
+      // The change made while the listener was down is not announced to it.
+      await dropNotifyingWrite(table, "k", "after");
+      let value: unknown = "before";
+      while (value !== "after" && Date.now() < deadline + 5000) {
+        value = await backend.get("k").catch(() => "before");
+        if (value !== "after") await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(value, "after");
+    } finally {
+      await backend.close();
+      await proxy.close();
+      await dropTable(table);
+    }
+  },
+});
+
+/** Overwrites a row directly, without any announcement. */
+async function dropNotifyingWrite(
+  table: string,
+  key: string,
+  value: string,
+): Promise<void> {
+  const writer = new PostgresBackend({
+    dsn: DATABASE_URL!,
+    table,
+    sweepInterval: 0,
+  });
+  await writer.set(key, value);
+  await writer.close();
+}
