@@ -16,7 +16,6 @@
  *
  * @module
  */
-import type { MiddlewareHandler } from "hono";
 import type { CacheBackend } from "../backends/types.ts";
 import type { TransactionOptions } from "../backends/postgres.ts";
 import {
@@ -24,7 +23,12 @@ import {
   invalidateTags,
   type InvalidationTarget,
 } from "./invalidate.ts";
-import { type AppFetcher, cached, type CachedOptions } from "./cached.ts";
+import {
+  type AppFetcher,
+  cached,
+  type CachedOptions,
+  type CacheMiddleware,
+} from "./cached.ts";
 
 /** Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route. */
 export type CacheDefaults = Omit<CachedOptions, "backend">;
@@ -150,7 +154,7 @@ export class Cache {
    * @returns The middleware.
    * @throws {Error} If the cache has not been initialised.
    */
-  cached(options: CacheDefaults = {}): MiddlewareHandler {
+  cached(options: CacheDefaults = {}): CacheMiddleware {
     return cached({
       ...this.#defaults,
       ...options,

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import type { Context, MiddlewareHandler } from "hono";
+
 import { burstLogger, report } from "../backends/_report.ts";
 import { positiveSeconds } from "../backends/_codec.ts";
 import type {
@@ -42,6 +42,51 @@ import {
 } from "./_http.ts";
 import { entryKey, urlPart } from "./_key.ts";
 import { delay, withinTime } from "./_wait.ts";
+
+/**
+ * The request side of {@linkcode CacheContext}: what `cached()` and its
+ * callbacks read of Hono's `HonoRequest`.
+ */
+export interface CacheRequest {
+  /** The full URL. */
+  readonly url: string;
+  /** The method. */
+  readonly method: string;
+  /** The underlying `Request`. */
+  readonly raw: Request;
+  /** A path parameter. */
+  param(name: string): string | undefined;
+  /** A query parameter. */
+  query(name: string): string | undefined;
+  /** A request header. */
+  header(name: string): string | undefined;
+}
+
+/**
+ * The parts of Hono's `Context` that `cached()` and its callbacks
+ * (`keyGenerator`, `tags`) use. Every Hono `Context` is one.
+ */
+export interface CacheContext {
+  /** The request. */
+  readonly req: CacheRequest;
+  /** The response, once the handler has run; assigning replaces it. */
+  res: Response;
+  /** The error the handler threw, if it threw. */
+  error: Error | undefined;
+  /** The platform's bindings. */
+  readonly env: unknown;
+  /** The platform's execution context; reading it throws where there is none. */
+  readonly executionCtx: unknown;
+}
+
+/**
+ * A Hono middleware, as {@linkcode cached} returns it: it fits wherever Hono
+ * takes a `MiddlewareHandler`.
+ */
+export type CacheMiddleware = (
+  c: CacheContext,
+  next: () => Promise<void>,
+) => Promise<Response | void>;
 
 /** What `cached()` needs of a Hono app: its `fetch`. */
 export interface AppFetcher {
@@ -77,7 +122,7 @@ export interface CachedOptions {
    *
    * @default {undefined} the path and sorted query
    */
-  keyGenerator?: (c: Context) => string | Promise<string>;
+  keyGenerator?: (c: CacheContext) => string | Promise<string>;
   /**
    * Statuses that are stored.
    *
@@ -129,7 +174,7 @@ export interface CachedOptions {
    *
    * @default {[]}
    */
-  tags?: string[] | ((c: Context) => string[]);
+  tags?: string[] | ((c: CacheContext) => string[]);
   /**
    * Awaits the write of a MISS before responding. Off, the response is sent
    * while the write completes; reads in the same process still see it.
@@ -280,7 +325,7 @@ function invalid(message: string): never {
  * assert.equal(runs, 1);
  * ```
  */
-export function cached(options: CachedOptions): MiddlewareHandler {
+export function cached(options: CachedOptions): CacheMiddleware {
   if (typeof options !== "object" || options === null) {
     invalid(`options must be an object: received ${options}`);
   }
@@ -383,7 +428,7 @@ export function cached(options: CachedOptions): MiddlewareHandler {
   }
 
   /** Marks the context's response, copying it first if its headers are immutable. */
-  function markContext(c: Context, status: CacheStatus): void {
+  function markContext(c: CacheContext, status: CacheStatus): void {
     try {
       mark(c.res, status);
     } catch {
@@ -486,7 +531,7 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     return entry.age - (meta.ttl ?? 0);
   }
 
-  async function keyOf(c: Context): Promise<string> {
+  async function keyOf(c: CacheContext): Promise<string> {
     const url = keyGenerator
       ? String(await keyGenerator(c))
       : urlPart(c.req.url);
@@ -498,15 +543,15 @@ export function cached(options: CachedOptions): MiddlewareHandler {
     return await entryKey(url, values);
   }
 
-  function replace(c: Context, res: Response): void {
+  function replace(c: CacheContext, res: Response): void {
     // Hono merges the old response's headers into a new one; start afresh.
-    c.res = undefined;
+    (c as { res: Response | undefined }).res = undefined;
     c.res = res;
   }
 
   /** Writes the entry; resolves to whether it was stored. */
   function store(
-    c: Context,
+    c: CacheContext,
     key: string,
     replay: Replay,
     ttl: number,
@@ -582,7 +627,7 @@ export function cached(options: CachedOptions): MiddlewareHandler {
   }
 
   /** Refreshes a stale entry in the background, once across instances. */
-  function revalidate(c: Context, key: string): void {
+  function revalidate(c: CacheContext, key: string): void {
     if (refreshing.has(key)) return;
     const job = (async () => {
       const held = lock ? await lock(key) : undefined;
@@ -783,10 +828,10 @@ function withWeak(etags: string[]): string[] {
 }
 
 /** Asks the platform to keep running until `work` settles, where it can. */
-function keepAlive(c: Context, work: Promise<unknown>): void {
+function keepAlive(c: CacheContext, work: Promise<unknown>): void {
   let executionCtx: { waitUntil(promise: Promise<unknown>): void } | undefined;
   try {
-    executionCtx = c.executionCtx;
+    executionCtx = c.executionCtx as typeof executionCtx;
   } catch {
     // Deno.serve and Node have no execution context: work goes on anyway.
     return;

@@ -16,13 +16,13 @@
  *
  * @module
  */
-import type { Context } from "hono";
 import type { CacheBackend } from "../backends/types.ts";
 import type { TransactionOptions } from "../backends/postgres.ts";
+import type { CacheContext } from "./cached.ts";
 import { entryKey, urlPart } from "./_key.ts";
 
 /** What {@linkcode invalidate} takes: a path with query, a `Request`, or a Hono `Context`. */
-export type InvalidationTarget = string | URL | Request | Context;
+export type InvalidationTarget = string | URL | Request | CacheContext;
 
 function urlOf(target: InvalidationTarget): string | URL {
   if (typeof target === "string" || target instanceof URL) return target;
