@@ -52,6 +52,7 @@ export interface Statements {
   unlock: string;
   evict: string;
   stats: string;
+  vacuum: string;
   namespaces: string;
 }
 
@@ -165,25 +166,34 @@ RETURNING expires_at > now() AS live`,
 SELECT count(*)::int AS n FROM gone`,
     // Oldest first, until the namespace is within both bounds, at most $4
     // rows; one instance per namespace at a time (the InitPlan's lock).
-    evict: `WITH s AS (
+    // Rows other transactions hold are skipped, so eviction never waits.
+    evict: `WITH l AS (
+  SELECT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || $1::text)) AS locked
+), s AS (
   SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
   FROM ${table}
-  WHERE namespace = $1::text
-    AND (SELECT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || $1::text)))
-), c AS (
-  SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
-  FROM ${table}
+  WHERE namespace = $1::text AND (SELECT locked FROM l)
+), candidates AS (
+  SELECT key, byte_size, created_at FROM ${table}
   WHERE namespace = $1::text
     AND ((SELECT n FROM s) > $2::int8 OR (SELECT bytes FROM s) > $3::int8)
-  WINDOW w AS (ORDER BY created_at, key)
   ORDER BY created_at, key LIMIT $4::int
+  FOR UPDATE SKIP LOCKED
+), c AS (
+  SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
+  FROM candidates
+  WINDOW w AS (ORDER BY created_at, key)
 ), gone AS (
   DELETE FROM ${table} AS e USING c
   WHERE e.namespace = $1::text AND e.key = c.key
     AND (c.rn <= (SELECT n FROM s) - $2::int8 OR (SELECT bytes FROM s) - c.before > $3::int8)
-  RETURNING 1
+  RETURNING e.byte_size
 )
-SELECT count(*)::int AS n FROM gone`,
+SELECT (SELECT locked FROM l) AS locked, (SELECT n FROM s) AS entries,
+  (SELECT bytes FROM s) AS bytes, count(*)::int AS n,
+  coalesce(sum(byte_size), 0)::int8 AS freed
+FROM gone`,
+    vacuum: `VACUUM (SKIP_LOCKED) ${table}`,
     stats:
       `SELECT count(*)::int8 AS entries, coalesce(sum(byte_size), 0)::int8 AS bytes
 FROM ${table} WHERE namespace = $1::text`,

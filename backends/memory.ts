@@ -166,8 +166,9 @@ export class MemoryBackend implements CacheBackend {
    * @param key The key.
    * @returns Whether an entry was there.
    */
-  delete(key: string): Promise<boolean> {
-    return Promise.resolve(this.#slots.delete(checkKey(key)));
+  // deno-lint-ignore require-await
+  async delete(key: string): Promise<boolean> {
+    return this.#slots.delete(checkKey(key));
   }
 
   /**
@@ -232,7 +233,8 @@ export class MemoryBackend implements CacheBackend {
    * @param options The etags the client holds.
    * @returns The entry, or `undefined`.
    */
-  readEntry(
+  // deno-lint-ignore require-await
+  async readEntry(
     key: string,
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
@@ -241,20 +243,20 @@ export class MemoryBackend implements CacheBackend {
     if (!slot || slot.staleUntil <= now) {
       if (slot) this.#slots.delete(key);
       this.#counters.misses++;
-      return Promise.resolve(undefined);
+      return undefined;
     }
     if (slot.expiresAt <= now) this.#counters.staleServes++;
     else this.#counters.hits++;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
     const notModified = listedEtag(slot.entry.etag, options?.etags ?? []);
-    return Promise.resolve({
+    return {
       ...slot.entry,
-      body: notModified ? new Uint8Array(0) : slot.entry.body,
+      body: notModified ? new Uint8Array(0) : slot.entry.body.slice(),
       age: Math.max(0, (now - slot.createdAt) / 1000),
       stale: slot.expiresAt <= now,
       notModified,
-    });
+    };
   }
 
   /**
@@ -266,7 +268,8 @@ export class MemoryBackend implements CacheBackend {
    * @returns Nothing.
    * @throws {RangeError} If `expire` or `staleFor` is out of range.
    */
-  writeEntry(
+  // deno-lint-ignore require-await
+  async writeEntry(
     key: string,
     entry: CacheEntry,
     options?: WriteEntryOptions,
@@ -289,6 +292,5 @@ export class MemoryBackend implements CacheBackend {
       this.#slots.delete(this.#slots.keys().next().value as string);
       this.#counters.evictions++;
     }
-    return Promise.resolve();
   }
 }

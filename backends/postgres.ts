@@ -425,6 +425,12 @@ export class PostgresBackend implements CacheBackend {
   #evictEvery: number;
   #evictBatch: number;
   #writesSinceEvict = 0;
+  #bytesSinceEvict = 0;
+  #evictAgain = false;
+  #vacuum = true;
+  #sizes = { entries: 0, bytes: 0 };
+  #releases = new Set<Promise<void>>();
+  #useSessions: boolean;
   #evicting: Promise<void> | undefined;
   #counters = {
     hits: 0,
@@ -555,6 +561,13 @@ export class PostgresBackend implements CacheBackend {
       );
     }
 
+    // Cross-process locks hold one connection of the pool: a pool of one
+    // connection cannot spare it.
+    const clientMax = (options.client as { options?: { max?: unknown } })
+      ?.options?.max;
+    this.#useSessions = options.dsn !== undefined
+      ? maxSize >= 2
+      : typeof clientMax !== "number" || clientMax >= 2;
     if (options.dsn !== undefined) {
       const sql = postgres(checkDsn(options.dsn), {
         max: maxSize,
@@ -630,6 +643,7 @@ export class PostgresBackend implements CacheBackend {
    * created.
    */
   async ready(): Promise<void> {
+    this.#checkOpen("ready");
     await this.#connection();
   }
 
@@ -678,6 +692,7 @@ export class PostgresBackend implements CacheBackend {
    * @returns Whether an unexpired entry was there.
    */
   async delete(key: string, options?: TransactionOptions): Promise<boolean> {
+    this.#checkOpen("delete");
     const rows = await this.#query("delete", this.#sql.delete, [
       this.namespace,
       checkKey(key),
@@ -692,6 +707,7 @@ export class PostgresBackend implements CacheBackend {
    * @returns Nothing.
    */
   async clear(options?: TransactionOptions): Promise<void> {
+    this.#checkOpen("clear");
     await this.#query("clear", this.#sql.clear, [this.namespace], options);
     await this.#announce("*", options);
   }
@@ -702,6 +718,7 @@ export class PostgresBackend implements CacheBackend {
    * @returns Nothing.
    */
   async clearTable(): Promise<void> {
+    this.#checkOpen("clearTable");
     await this.#query("clearTable", this.#sql.clearTable, []);
     await this.#announce("*", undefined, "*");
   }
@@ -717,6 +734,7 @@ export class PostgresBackend implements CacheBackend {
     tags: readonly string[],
     options?: TransactionOptions,
   ): Promise<number> {
+    this.#checkOpen("invalidateTags");
     const rows = await this.#query("invalidateTags", this.#sql.invalidateTags, [
       this.namespace,
       [...tags],
@@ -732,6 +750,7 @@ export class PostgresBackend implements CacheBackend {
    * @returns How many rows were deleted.
    */
   async sweep(): Promise<number> {
+    this.#checkOpen("sweep");
     let total = 0;
     while (this.#closed === undefined) {
       const rows = await this.#query("sweep", this.#sql.sweep, [
@@ -741,7 +760,24 @@ export class PostgresBackend implements CacheBackend {
       total += deleted;
       if (deleted < this.#sweepBatchSize) break;
     }
+    await this.#vacuumTable();
     return total;
+  }
+
+  /**
+   * Reclaims the dead tuples that upserts, evictions and sweeps leave, so the
+   * table does not bloat where autovacuum is slow or off. `SKIP_LOCKED`: an
+   * instance never waits for another's vacuum. Roles that do not own the
+   * table cannot vacuum it; that is reported once, then left to autovacuum.
+   */
+  async #vacuumTable(): Promise<void> {
+    if (!this.#vacuum || this.#closed !== undefined) return;
+    try {
+      await this.#query("vacuum", this.#sql.vacuum, []);
+    } catch (error) {
+      this.#vacuum = false;
+      report(this.#onError, error, this.#context("vacuum"));
+    }
   }
 
   /**
@@ -753,6 +789,9 @@ export class PostgresBackend implements CacheBackend {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       clearInterval(this.#sweepTimer);
+      // Work already accepted finishes: queued writes, then lock releases.
+      await this.#writes.drain();
+      await Promise.allSettled([...this.#releases]);
       await this.#sweeping;
       await this.#evicting;
       const unlisten = await this.#unlisten?.catch(() => undefined);
@@ -778,11 +817,7 @@ export class PostgresBackend implements CacheBackend {
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
     checkKey(key);
-    if (this.#closed) {
-      throw new Error(
-        `Cannot readEntry: the PostgresBackend of table ${this.#tableName} is closed`,
-      );
-    }
+    this.#checkOpen("readEntry");
     const etags = options?.etags ?? [];
     const local = this.#local?.get(key, etags);
     if (local) {
@@ -861,15 +896,19 @@ export class PostgresBackend implements CacheBackend {
       );
     }
     await this.#announce(writes.map((write) => write.key));
+    // Check the bounds every 5% of maxEntries writes or of maxBytes written.
     this.#writesSinceEvict += writes.length;
-    if (this.#writesSinceEvict >= this.#evictEvery) {
+    for (const write of writes) {
+      this.#bytesSinceEvict += write.entry.body.byteLength;
+    }
+    if (
+      this.#closed === undefined &&
+      (this.#writesSinceEvict >= this.#evictEvery ||
+        this.#bytesSinceEvict >= this.#maxBytes / 20)
+    ) {
       this.#writesSinceEvict = 0;
-      this.#evicting ??= this.evict()
-        .then(
-          () => {},
-          (error) => report(this.#onError, error, this.#context("evict")),
-        )
-        .finally(() => this.#evicting = undefined);
+      this.#bytesSinceEvict = 0;
+      this.#scheduleEvict();
     }
     return batch.map(() => undefined);
   }
@@ -921,16 +960,28 @@ export class PostgresBackend implements CacheBackend {
   ): Promise<void> {
     checkKey(key);
     const terms = writeTerms(options);
-    if (this.#closed) {
-      throw new Error(
-        `Cannot writeEntry: the PostgresBackend of table ${this.#tableName} is closed`,
-      );
-    }
+    this.#checkOpen("writeEntry");
     if (this.#writes.queued >= this.#maxQueuedWrites) {
       this.#counters.droppedWrites++;
       throw new CacheQueueFullError(this.#maxQueuedWrites);
     }
     await this.#writes.add({ key, entry, terms });
+  }
+
+  /** Evicts in the background; a request made meanwhile runs after it. */
+  #scheduleEvict(): void {
+    if (this.#evicting) {
+      this.#evictAgain = true;
+      return;
+    }
+    this.#evicting = (async () => {
+      do {
+        this.#evictAgain = false;
+        await this.evict();
+      } while (this.#evictAgain && this.#closed === undefined);
+    })()
+      .catch((error) => report(this.#onError, error, this.#context("evict")))
+      .finally(() => this.#evicting = undefined);
   }
 
   /**
@@ -942,18 +993,25 @@ export class PostgresBackend implements CacheBackend {
    * @returns How many entries were evicted.
    */
   async evict(): Promise<number> {
+    this.#checkOpen("evict");
     let total = 0;
-    while (this.#closed === undefined) {
-      const rows = await this.#query("evict", this.#sql.evict, [
+    // Rows a batch picked may have gone meanwhile: a few rounds more, while
+    // this instance holds the lock and the namespace is still over.
+    for (let round = 0; round < 1000 && this.#closed === undefined; round++) {
+      const [row] = await this.#query("evict", this.#sql.evict, [
         this.namespace,
         this.#maxEntries,
         this.#maxBytes,
         this.#evictBatch,
       ]);
-      const evicted = Number(rows[0]?.n ?? 0);
+      if (row?.locked !== true) break;
+      const evicted = Number(row.n);
       total += evicted;
       this.#counters.evictions += evicted;
-      if (evicted < this.#evictBatch) break;
+      const entries = Number(row.entries) - evicted;
+      const bytes = Number(row.bytes) - Number(row.freed);
+      this.#sizes = { entries, bytes };
+      if (entries <= this.#maxEntries && bytes <= this.#maxBytes) break;
     }
     return total;
   }
@@ -965,12 +1023,21 @@ export class PostgresBackend implements CacheBackend {
    * @returns The statistics.
    */
   async stats(): Promise<CacheStats> {
-    const rows = await this.#query("stats", this.#sql.stats, [this.namespace]);
-    return {
-      entries: Number(rows[0]?.entries ?? 0),
-      bytes: Number(rows[0]?.bytes ?? 0),
-      ...this.#counters,
-    };
+    this.#checkOpen("stats");
+    try {
+      const rows = await this.#query("stats", this.#sql.stats, [
+        this.namespace,
+      ]);
+      this.#sizes = {
+        entries: Number(rows[0]?.entries ?? 0),
+        bytes: Number(rows[0]?.bytes ?? 0),
+      };
+    } catch (error) {
+      // The counters matter most when the database is down: report them
+      // with the last sizes known.
+      report(this.#onError, error, this.#context("stats"));
+    }
+    return { ...this.#sizes, ...this.#counters };
   }
 
   /**
@@ -979,6 +1046,7 @@ export class PostgresBackend implements CacheBackend {
    * @returns One row per namespace.
    */
   async tableStats(): Promise<NamespaceStats[]> {
+    this.#checkOpen("tableStats");
     const rows = await this.#query("tableStats", this.#sql.namespaces, []);
     return rows.map((row) => ({
       namespace: String(row.namespace),
@@ -1002,12 +1070,13 @@ export class PostgresBackend implements CacheBackend {
    */
   async lock(key: string, options?: ReadEntryOptions): Promise<KeyLock> {
     checkKey(key);
+    this.#checkOpen("lock");
     const driver = await withTimeout(
       this.#connection(),
       this.#connectTimeout,
       "connect",
     );
-    if (!driver.session) {
+    if (!driver.session || !this.#useSessions) {
       return { acquired: true, release: () => Promise.resolve() };
     }
     const session = await this.#lockSession(driver);
@@ -1042,7 +1111,8 @@ export class PostgresBackend implements CacheBackend {
       entry,
       release: () => {
         if (!acquired) return Promise.resolve();
-        released ??= this.#guard("unlock", async () => {
+        if (released) return released;
+        released = this.#guard("unlock", async () => {
           this.#roundTrips++;
           await withTimeout(
             session.query(this.#sql.unlock, params),
@@ -1054,6 +1124,9 @@ export class PostgresBackend implements CacheBackend {
           this.#dropSession(session);
           throw error;
         });
+        const settled = released.catch(() => {});
+        this.#releases.add(settled);
+        void settled.finally(() => this.#releases.delete(settled));
         return released;
       },
     };
@@ -1112,6 +1185,14 @@ export class PostgresBackend implements CacheBackend {
       this.#now() < this.#openUntil;
   }
 
+  #checkOpen(operation: string): void {
+    if (this.#closed) {
+      throw new Error(
+        `Cannot ${operation}: the PostgresBackend of table ${this.#tableName} is closed`,
+      );
+    }
+  }
+
   #context(operation: string, key?: string) {
     return { operation, namespace: this.namespace, key };
   }
@@ -1147,10 +1228,10 @@ export class PostgresBackend implements CacheBackend {
     params: unknown[],
     options?: TransactionOptions,
   ): Promise<Record<string, unknown>[]> {
-    if (this.#closed) {
-      throw new Error(
-        `Cannot ${operation}: the PostgresBackend of table ${this.#tableName} is closed`,
-      );
+    if (ORDERED_AFTER_WRITES.has(operation)) {
+      // A delete must not be overtaken by a write this process queued
+      // before it: the write would bring the entry back.
+      await this.#writes.drain();
     }
     const transaction = options?.transaction;
     if (transaction) {
@@ -1178,6 +1259,14 @@ export class PostgresBackend implements CacheBackend {
 }
 
 type Row = Record<string, unknown>;
+
+/** Operations that wait for this process's queued writes first. */
+const ORDERED_AFTER_WRITES = new Set([
+  "delete",
+  "clear",
+  "clearTable",
+  "invalidateTags",
+]);
 
 /** A read waiting for its batch. */
 interface Lookup {

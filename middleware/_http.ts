@@ -80,11 +80,15 @@ export async function bodyTag(body: Uint8Array): Promise<string> {
   }"`;
 }
 
-/** Adds `names` to the response's `Vary` header, without repeating any. */
-export function mergeVary(headers: Headers, names: string): void {
-  const current = headers.get("vary");
-  if (!current) return headers.set("vary", names);
+/** A `Vary` value with `names` added to `current`, without repeating any. */
+export function varyValue(current: string | null, names: string): string {
+  if (!current) return names;
   const have = new Set(headerList(current));
   const add = headerList(names).filter((name) => !have.has(name));
-  if (add.length) headers.set("vary", `${current}, ${add.join(", ")}`);
+  return add.length ? `${current}, ${add.join(", ")}` : current;
+}
+
+/** Adds `names` to the response's `Vary` header, without repeating any. */
+export function mergeVary(headers: Headers, names: string): void {
+  headers.set("vary", varyValue(headers.get("vary"), names));
 }

@@ -38,3 +38,26 @@ export function entryKey(
 ): Promise<string> {
   return sha256Hex(JSON.stringify(["GET", url, ...headers]));
 }
+
+/** The most derivations {@linkcode KeyMemo} remembers. */
+const MEMO_SIZE = 10_000;
+
+/**
+ * Remembers the keys of recent requests: hashing with Web Crypto costs tens
+ * of microseconds, about as much as the rest of a cache hit.
+ */
+export class KeyMemo {
+  #keys = new Map<string, string>();
+
+  /** The key for `input` (any string that determines it), derived by `derive` once. */
+  async get(input: string, derive: () => Promise<string>): Promise<string> {
+    const known = this.#keys.get(input);
+    if (known !== undefined) return known;
+    const key = await derive();
+    if (this.#keys.size >= MEMO_SIZE) {
+      this.#keys.delete(this.#keys.keys().next().value as string);
+    }
+    this.#keys.set(input, key);
+    return key;
+  }
+}

@@ -39,8 +39,9 @@ import {
   parseCacheControl,
   parseIfNoneMatch,
   reduceMaxAge,
+  varyValue,
 } from "./_http.ts";
-import { entryKey, urlPart } from "./_key.ts";
+import { entryKey, KeyMemo, urlPart } from "./_key.ts";
 import { delay, withinTime } from "./_wait.ts";
 
 /**
@@ -77,6 +78,8 @@ export interface CacheContext {
   readonly env: unknown;
   /** The platform's execution context; reading it throws where there is none. */
   readonly executionCtx: unknown;
+  /** A context variable set by earlier middleware (`c.set`). */
+  get(key: string): unknown;
 }
 
 /**
@@ -441,7 +444,10 @@ export function cached(options: CachedOptions): CacheMiddleware {
   }
 
   /** Why a response cannot be stored, or `undefined` when it can. */
-  function unstorable(res: Response): string | undefined {
+  function unstorable(
+    res: Response,
+    credentialed: boolean,
+  ): string | undefined {
     if (!statuses.has(res.status)) return "status";
     const headers = res.headers;
     if (headers.has("set-cookie")) return "set-cookie";
@@ -449,7 +455,10 @@ export function cached(options: CachedOptions): CacheMiddleware {
     if (directives.has("no-store") || directives.has("no-cache")) {
       return "cache-control";
     }
-    if (directives.has("private") && !perUser) return "private";
+    // `private` is for one user: storable only under that user's own key.
+    if (directives.has("private") && !(perUser && credentialed)) {
+      return "private";
+    }
     if (headerList(headers.get("vary")).some((name) => !keyed.has(name))) {
       return "vary";
     }
@@ -474,27 +483,31 @@ export function cached(options: CachedOptions): CacheMiddleware {
     age: number | undefined,
     notModified: boolean,
   ): Response {
-    const headers = new Headers();
-    for (const [name, value] of replay.headers) {
-      if (!notModified || NOT_MODIFIED_HEADERS.has(name)) {
-        headers.append(name, value);
+    // Header pairs, not a Headers object: it is the cheaper way to build one.
+    const headers: [string, string][] = [];
+    let stored: string | null = null;
+    for (const pair of replay.headers) {
+      const name = pair[0];
+      if (notModified && !NOT_MODIFIED_HEADERS.has(name)) continue;
+      if (name === "vary" && varyHeader) stored = pair[1];
+      else if (name !== "cache-control" || cacheControl === undefined) {
+        headers.push(pair);
       }
     }
-    headers.set("etag", replay.etag);
+    headers.push(["etag", replay.etag]);
     if (cacheControl !== undefined) {
-      headers.set(
+      headers.push([
         "cache-control",
         age === undefined ? cacheControl : reduceMaxAge(cacheControl, age),
-      );
+      ]);
     }
-    if (age !== undefined) headers.set("age", String(age));
-    return mark(
-      new Response(notModified ? null : body as BodyInit | null, {
-        status: notModified ? 304 : replay.status,
-        headers,
-      }),
-      status,
-    );
+    if (age !== undefined) headers.push(["age", String(age)]);
+    if (statusHeader) headers.push([statusHeader, status]);
+    if (varyHeader) headers.push(["vary", varyValue(stored, varyHeader)]);
+    return new Response(notModified ? null : body as BodyInit | null, {
+      status: notModified ? 304 : replay.status,
+      headers,
+    });
   }
 
   /** The entry's metadata, or `undefined` (reported) when unreadable. */
@@ -531,16 +544,24 @@ export function cached(options: CachedOptions): CacheMiddleware {
     return entry.age - (meta.ttl ?? 0);
   }
 
+  const memo = new KeyMemo();
+
   async function keyOf(c: CacheContext): Promise<string> {
-    const url = keyGenerator
-      ? String(await keyGenerator(c))
-      : urlPart(c.req.url);
+    const url = keyGenerator ? String(await keyGenerator(c)) : c.req.url;
     const headers = c.req.raw.headers;
-    const values: (string | null)[] = vary.map((name) => headers.get(name));
+    const values: (string | null)[] = vary.map((name) =>
+      // A Request built from a full URL has no Host header: use the URL's.
+      headers.get(name) ?? (name === "host" ? new URL(c.req.url).host : null)
+    );
     if (perUser) {
       values.push(headers.get("authorization"), headers.get("cookie"));
     }
-    return await entryKey(url, values);
+    // Generated keys are used as they are; URLs are normalized first.
+    const input = JSON.stringify([keyGenerator ? 1 : 0, url, ...values]);
+    return await memo.get(
+      input,
+      () => entryKey(keyGenerator ? url : urlPart(url), values),
+    );
   }
 
   function replace(c: CacheContext, res: Response): void {
@@ -767,7 +788,9 @@ export function cached(options: CachedOptions): CacheMiddleware {
         replace(c, fromEntry(stale.entry, stale.meta, "STALE", etags));
         return;
       }
-      if (!healthy || failed || unstorable(res)) {
+      const credentialed = headers.has("authorization") ||
+        headers.has("cookie");
+      if (!healthy || failed || unstorable(res, credentialed)) {
         markContext(c, "BYPASS");
         return;
       }
