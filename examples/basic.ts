@@ -42,8 +42,10 @@ console.log(
   })`,
 );
 
-Deno.addSignalListener("SIGINT", async () => {
-  await server.shutdown();
-  await backend.close();
-  Deno.exit(0);
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, async () => {
+    await server.shutdown();
+    await backend.close();
+    Deno.exit(0);
+  });
+}
