@@ -1,6 +1,7 @@
 // Shared by every backend: value encoding and option checks.
 import type {
   CacheEntry,
+  CacheStats,
   CacheValue,
   SetOptions,
   WriteEntryOptions,
@@ -124,4 +125,42 @@ function hasControl(text: string): boolean {
     if (text.charCodeAt(i) < 0x20) return true;
   }
   return false;
+}
+
+/** The per-process counters of {@linkcode CacheStats}, all zero. */
+export function zeroCounters(): Omit<CacheStats, "entries" | "bytes"> {
+  return {
+    hits: 0,
+    misses: 0,
+    staleServes: 0,
+    evictions: 0,
+    errors: 0,
+    droppedWrites: 0,
+  };
+}
+
+/**
+ * Settles as `promise` does, or, after `ms` milliseconds, with `onTimeout()`:
+ * its value, or its rejection when it throws. A `promise` that settles later
+ * is never left unhandled.
+ */
+export function deadline<T, U>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => U,
+): Promise<T | U> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  promise.catch(() => {});
+  return Promise.race([
+    promise,
+    new Promise<U>((resolve, reject) => {
+      timer = setTimeout(() => {
+        try {
+          resolve(onTimeout());
+        } catch (error) {
+          reject(error);
+        }
+      }, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

@@ -20,6 +20,7 @@ import {
   encodeValue,
   listedEtag,
   writeTerms,
+  zeroCounters,
 } from "./_codec.ts";
 import type {
   CacheBackend,
@@ -86,14 +87,7 @@ export class MemoryBackend implements CacheBackend {
   #maxEntries: number;
   #now: () => number;
   #slots = new Map<string, Slot>();
-  #counters = {
-    hits: 0,
-    misses: 0,
-    staleServes: 0,
-    evictions: 0,
-    errors: 0,
-    droppedWrites: 0,
-  };
+  #counters = zeroCounters();
 
   /**
    * Creates an empty memory backend.

@@ -23,11 +23,13 @@ import postgres from "postgres";
 import {
   checkKey,
   checkNamespace,
+  deadline,
   decodeValue,
   encodeValue,
   toBytes,
   type WriteTerms,
   writeTerms,
+  zeroCounters,
 } from "./_codec.ts";
 import { Batcher } from "./_batch.ts";
 import { fnv1a, LocalTier } from "./_local.ts";
@@ -432,14 +434,7 @@ export class PostgresBackend implements CacheBackend {
   #releases = new Set<Promise<void>>();
   #useSessions: boolean;
   #evicting: Promise<void> | undefined;
-  #counters = {
-    hits: 0,
-    misses: 0,
-    staleServes: 0,
-    evictions: 0,
-    errors: 0,
-    droppedWrites: 0,
-  };
+  #counters = zeroCounters();
   #maxBatchSize: number;
   #reads: Batcher<Lookup, Row | undefined>;
   #writes: Batcher<Write, void>;
@@ -1296,19 +1291,13 @@ function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
   };
 }
 
+/** Rejects with a {@linkcode CacheTimeoutError} when `promise` outlives `ms`. */
 function withTimeout<T>(
   promise: Promise<T>,
   ms: number,
   operation: string,
 ): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new CacheTimeoutError(operation, ms)),
-      ms,
-    );
+  return deadline(promise, ms, (): never => {
+    throw new CacheTimeoutError(operation, ms);
   });
-  // A query that settles after its timeout must not become unhandled.
-  promise.catch(() => {});
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

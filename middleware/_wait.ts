@@ -1,17 +1,13 @@
 // Bounded waits.
 
+import { deadline } from "../backends/_codec.ts";
+
 /** Resolves to what `promise` resolves to, or `undefined` after `ms` milliseconds. */
 export function withinTime<T>(
   promise: Promise<T>,
   ms: number,
 ): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return deadline(promise, ms, () => undefined);
 }
 
 /** Resolves after `ms` milliseconds. */
