@@ -430,6 +430,7 @@ export class PostgresBackend implements CacheBackend {
   #bytesSinceEvict = 0;
   #evictAgain = false;
   #vacuum = true;
+  #shut = false;
   #sizes = { entries: 0, bytes: 0 };
   #releases = new Set<Promise<void>>();
   #useSessions: boolean;
@@ -793,6 +794,8 @@ export class PostgresBackend implements CacheBackend {
       await unlisten?.().catch(() => {});
       const session = await this.#session?.catch(() => undefined);
       session?.release();
+      // From here on no query may run: it would open a new connection.
+      this.#shut = true;
       const driver = await this.#driver.catch(() => undefined);
       await driver?.close();
     })();
@@ -1223,6 +1226,7 @@ export class PostgresBackend implements CacheBackend {
     params: unknown[],
     options?: TransactionOptions,
   ): Promise<Record<string, unknown>[]> {
+    if (this.#shut) this.#checkOpen(operation);
     if (ORDERED_AFTER_WRITES.has(operation)) {
       // A delete must not be overtaken by a write this process queued
       // before it: the write would bring the entry back.
