@@ -11,14 +11,16 @@
  * @module
  */
 import { Hono } from "hono";
-import { cache, PostgresBackend } from "../mod.ts";
+import { cache } from "../mod.ts";
+import {
+  cacheLocation,
+  cacheReady,
+  exampleBackend,
+  serveExample,
+} from "./_serve.ts";
 
-const dsn = Deno.env.get("DATABASE_URL");
-const backend = new PostgresBackend(
-  dsn
-    ? { dsn, namespace: "myapp-cache" }
-    : { embedded: true, namespace: "myapp-cache" },
-);
+// PostgreSQL at DATABASE_URL when it is set, an embedded PGlite otherwise.
+const backend = exampleBackend({ namespace: "myapp-cache" });
 
 const app = new Hono();
 cache.initApp(app, backend);
@@ -28,24 +30,10 @@ app.get(
   (c) => c.json({ result: Number(c.req.query("x")) * 2 }),
 );
 
-await backend.ready().catch((error) =>
-  console.error("The cache is not reachable yet; serving without it:", error)
+await cacheReady(backend);
+serveExample(
+  [app],
+  ([port]) =>
+    `http://127.0.0.1:${port}/expensive?x=2 (cache: ${cacheLocation})`,
+  () => backend.close(),
 );
-const port = Number(Deno.env.get("PORT") ?? 8000);
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  app.fetch,
-);
-console.log(
-  `Listening on http://127.0.0.1:${port}/expensive?x=2 (cache: ${
-    dsn ? "PostgreSQL at DATABASE_URL" : "embedded PGlite"
-  })`,
-);
-
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  Deno.addSignalListener(signal, async () => {
-    await server.shutdown();
-    await backend.close();
-    Deno.exit(0);
-  });
-}

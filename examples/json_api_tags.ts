@@ -23,7 +23,13 @@
  * @module
  */
 import { Hono } from "hono";
-import { cache, PostgresBackend } from "../mod.ts";
+import { cache } from "../mod.ts";
+import {
+  cacheLocation,
+  cacheReady,
+  exampleBackend,
+  serveExample,
+} from "./_serve.ts";
 
 interface User {
   id: string;
@@ -39,12 +45,7 @@ const users = new Map<string, User>([
   ["2", { id: "2", name: "Alan Turing", email: "alan@example.com" }],
 ]);
 
-const dsn = Deno.env.get("DATABASE_URL");
-const backend = new PostgresBackend(
-  dsn
-    ? { dsn, namespace: "example-users" }
-    : { embedded: true, namespace: "example-users" },
-);
+const backend = exampleBackend({ namespace: "example-users" });
 
 const app = new Hono();
 cache.initApp(app, backend);
@@ -92,33 +93,12 @@ app.put("/users/:id", async (c) => {
   return c.json({ user, invalidated });
 });
 
-try {
-  await backend.ready();
-  // The users live in this process's memory: entries cached by an earlier
-  // run could show data this run does not have. Start from an empty
-  // namespace (an app whose data is in a database keeps its cache).
-  await backend.clear();
-} catch (error) {
-  console.error("The cache is not reachable yet; serving without it:", error);
-}
-
-const port = Number(Deno.env.get("PORT") ?? 8000);
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  app.fetch,
+// The users live in this process's memory: entries cached by an earlier run
+// could show data this run does not have. Start from an empty namespace (an
+// app whose data is in a database keeps its cache).
+if (await cacheReady(backend)) await backend.clear();
+serveExample(
+  [app],
+  ([port]) => `http://127.0.0.1:${port}/users/1 (cache: ${cacheLocation})`,
+  () => backend.close(),
 );
-console.log(
-  `Listening on http://127.0.0.1:${port}/users/1 (cache: ${
-    dsn ? "PostgreSQL at DATABASE_URL" : "embedded PGlite"
-  })`,
-);
-
-// Stop serving, let in-flight requests finish, close the pool; the process
-// then ends by itself. A second signal during shutdown ends it at once.
-const signals = ["SIGINT", "SIGTERM"] as const;
-async function stop(): Promise<void> {
-  for (const signal of signals) Deno.removeSignalListener(signal, stop);
-  await server.shutdown();
-  await backend.close();
-}
-for (const signal of signals) Deno.addSignalListener(signal, stop);

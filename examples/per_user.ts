@@ -45,7 +45,13 @@
  */
 import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
-import { cache, PostgresBackend } from "../mod.ts";
+import { cache } from "../mod.ts";
+import {
+  cacheLocation,
+  cacheReady,
+  exampleBackend,
+  serveExample,
+} from "./_serve.ts";
 
 interface User {
   id: string;
@@ -79,12 +85,7 @@ const authenticate = createMiddleware<{ Variables: { user: User } }>(
   },
 );
 
-const dsn = Deno.env.get("DATABASE_URL");
-const backend = new PostgresBackend(
-  dsn
-    ? { dsn, namespace: "example-per-user" }
-    : { embedded: true, namespace: "example-per-user" },
-);
+const backend = exampleBackend({ namespace: "example-per-user" });
 
 const app = new Hono();
 cache.initApp(app, backend);
@@ -129,32 +130,11 @@ app.get(
     }),
 );
 
-try {
-  await backend.ready();
-  // The visit counts live in this process's memory: drop what an earlier
-  // run cached, which could disagree with them.
-  await backend.clear();
-} catch (error) {
-  console.error("The cache is not reachable yet; serving without it:", error);
-}
-
-const port = Number(Deno.env.get("PORT") ?? 8000);
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  app.fetch,
+// The visit counts live in this process's memory: drop what an earlier run
+// cached, which could disagree with them.
+if (await cacheReady(backend)) await backend.clear();
+serveExample(
+  [app],
+  ([port]) => `http://127.0.0.1:${port}/me (cache: ${cacheLocation})`,
+  () => backend.close(),
 );
-console.log(
-  `Listening on http://127.0.0.1:${port}/me (cache: ${
-    dsn ? "PostgreSQL at DATABASE_URL" : "embedded PGlite"
-  })`,
-);
-
-// Stop serving, let in-flight requests finish, close the pool; the process
-// then ends by itself. A second signal during shutdown ends it at once.
-const signals = ["SIGINT", "SIGTERM"] as const;
-async function stop(): Promise<void> {
-  for (const signal of signals) Deno.removeSignalListener(signal, stop);
-  await server.shutdown();
-  await backend.close();
-}
-for (const signal of signals) Deno.addSignalListener(signal, stop);

@@ -32,14 +32,15 @@
  * @module
  */
 import { Hono } from "hono";
-import { cache, PostgresBackend } from "../mod.ts";
+import { cache } from "../mod.ts";
+import {
+  cacheLocation,
+  cacheReady,
+  exampleBackend,
+  serveExample,
+} from "./_serve.ts";
 
-const dsn = Deno.env.get("DATABASE_URL");
-const backend = new PostgresBackend(
-  dsn
-    ? { dsn, namespace: "example-swr" }
-    : { embedded: true, namespace: "example-swr" },
-);
+const backend = exampleBackend({ namespace: "example-swr" });
 
 const app = new Hono();
 // initApp, not init: background refreshes are dispatched through app.fetch.
@@ -61,27 +62,9 @@ app.get(
   },
 );
 
-await backend.ready().catch((error) =>
-  console.error("The cache is not reachable yet; serving without it:", error)
+await cacheReady(backend);
+serveExample(
+  [app],
+  ([port]) => `http://127.0.0.1:${port}/report (cache: ${cacheLocation})`,
+  () => backend.close(),
 );
-
-const port = Number(Deno.env.get("PORT") ?? 8000);
-const server = Deno.serve(
-  { hostname: "127.0.0.1", port, onListen: () => {} },
-  app.fetch,
-);
-console.log(
-  `Listening on http://127.0.0.1:${port}/report (cache: ${
-    dsn ? "PostgreSQL at DATABASE_URL" : "embedded PGlite"
-  })`,
-);
-
-// Stop serving, let in-flight requests finish, close the pool; the process
-// then ends by itself. A second signal during shutdown ends it at once.
-const signals = ["SIGINT", "SIGTERM"] as const;
-async function stop(): Promise<void> {
-  for (const signal of signals) Deno.removeSignalListener(signal, stop);
-  await server.shutdown();
-  await backend.close();
-}
-for (const signal of signals) Deno.addSignalListener(signal, stop);

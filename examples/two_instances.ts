@@ -31,8 +31,8 @@
 import { Hono } from "hono";
 import { PGlite } from "@electric-sql/pglite";
 import { cached, PostgresBackend } from "../mod.ts";
+import { cacheLocation, cacheReady, dsn, serveExample } from "./_serve.ts";
 
-const dsn = Deno.env.get("DATABASE_URL");
 const namespace = "example-shared";
 const embedded = dsn ? undefined : new PGlite();
 
@@ -65,35 +65,14 @@ function instance(name: string, backend: PostgresBackend): Hono {
 }
 
 const backends = [openBackend(), openBackend()];
-try {
-  await Promise.all(backends.map((backend) => backend.ready()));
-} catch (error) {
-  console.error("The cache is not reachable yet; serving without it:", error);
-}
-
-const port = Number(Deno.env.get("PORT") ?? 8000);
-const servers = ["A", "B"].map((name, i) =>
-  Deno.serve(
-    { hostname: "127.0.0.1", port: port + i, onListen: () => {} },
-    instance(name, backends[i]).fetch,
-  )
+await cacheReady(...backends);
+serveExample(
+  [instance("A", backends[0]), instance("B", backends[1])],
+  ([a, b]) =>
+    `http://127.0.0.1:${a}/expensive?x=7 (A) and http://127.0.0.1:${b}/expensive?x=7 (B) (cache: ${cacheLocation})`,
+  // The embedded database is shared, so the backends do not own it.
+  async () => {
+    await Promise.all(backends.map((backend) => backend.close()));
+    await embedded?.close();
+  },
 );
-console.log(
-  `Listening on http://127.0.0.1:${port}/expensive?x=7 (A) and http://127.0.0.1:${
-    port + 1
-  }/expensive?x=7 (B) (cache: ${
-    dsn ? "PostgreSQL at DATABASE_URL" : "embedded PGlite"
-  })`,
-);
-
-// Stop serving, let in-flight requests finish, close the pools (and the
-// embedded database, which the backends do not own); the process then ends
-// by itself. A second signal during shutdown ends it at once.
-const signals = ["SIGINT", "SIGTERM"] as const;
-async function stop(): Promise<void> {
-  for (const signal of signals) Deno.removeSignalListener(signal, stop);
-  await Promise.all(servers.map((server) => server.shutdown()));
-  await Promise.all(backends.map((backend) => backend.close()));
-  await embedded?.close();
-}
-for (const signal of signals) Deno.addSignalListener(signal, stop);
