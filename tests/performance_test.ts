@@ -7,6 +7,7 @@ import { CacheQueueFullError, PostgresBackend } from "../backends/postgres.ts";
 import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
 import { cached } from "../middleware/cached.ts";
 import { DATABASE_URL, dropTable, pglite, uniqueTable } from "./_helpers.ts";
+import { spawnFixture } from "./_process.ts";
 import { startProxy } from "./_proxy.ts";
 
 const quiet = () => {};
@@ -327,27 +328,12 @@ Deno.test({
       localCache: {},
     });
     await a.ready();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("./fixtures/local_tier_server.ts", import.meta.url).pathname,
-      ],
-      env: { DATABASE_URL: DATABASE_URL!, TABLE: table },
-      stdin: "piped",
-      stdout: "piped",
-    }).spawn();
+    const b = await spawnFixture("local_tier_server.ts", {
+      DATABASE_URL: DATABASE_URL!,
+      TABLE: table,
+    });
+    const port = b.port;
     try {
-      const reader = child.stdout.pipeThrough(new TextDecoderStream())
-        .getReader();
-      let text = "";
-      while (!text.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error("B exited before listening");
-        text += value;
-      }
-      reader.releaseLock();
-      const port = JSON.parse(text.split("\n")[0]).port;
       const get = async (path: string) => {
         const res = await fetch(`http://127.0.0.1:${port}${path}`);
         return { cache: res.headers.get("x-cache"), body: await res.text() };
@@ -381,9 +367,7 @@ Deno.test({
       assert.equal(seen.body, "missing");
       assert.ok(performance.now() - cleared < 200);
     } finally {
-      await child.stdin.close();
-      await child.stdout.cancel().catch(() => {});
-      await child.status;
+      await b.stop();
       await a.close();
       await dropTable(table);
     }

@@ -17,6 +17,7 @@ import {
   uniqueTable,
   withServer,
 } from "./_helpers.ts";
+import { spawnFixture } from "./_process.ts";
 import { startProxy } from "./_proxy.ts";
 
 /** A promise with its resolver, for handlers a test holds open. */
@@ -128,34 +129,16 @@ Deno.test({
     });
     await setup.ready();
     await setup.close();
-    const children = Array.from(
-      { length: 4 },
-      () =>
-        new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            new URL("./fixtures/stampede_server.ts", import.meta.url).pathname,
-          ],
-          env: { DATABASE_URL: DATABASE_URL!, TABLE: table, DELAY_MS: "300" },
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "inherit",
-        }).spawn(),
+    const servers = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        spawnFixture("stampede_server.ts", {
+          DATABASE_URL: DATABASE_URL!,
+          TABLE: table,
+          DELAY_MS: "300",
+        })),
     );
+    const ports = servers.map((server) => server.port);
     try {
-      const ports = await Promise.all(children.map(async (child) => {
-        const reader = child.stdout.pipeThrough(new TextDecoderStream())
-          .getReader();
-        let text = "";
-        while (!text.includes("\n")) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error("An instance exited before listening");
-          text += value;
-        }
-        reader.releaseLock();
-        return JSON.parse(text.split("\n")[0]).port as number;
-      }));
       const responses = await Promise.all(
         Array.from(
           { length: 200 },
@@ -189,11 +172,7 @@ Deno.test({
         `runs per instance: ${runs}`,
       );
     } finally {
-      for (const child of children) {
-        await child.stdin.close();
-        await child.stdout.cancel().catch(() => {});
-        await child.status;
-      }
+      await Promise.all(servers.map((server) => server.stop()));
       await dropTable(table);
     }
   },
