@@ -1069,11 +1069,7 @@ export class PostgresBackend implements CacheBackend {
   async lock(key: string, options?: ReadEntryOptions): Promise<KeyLock> {
     checkKey(key);
     this.#checkOpen("lock");
-    const driver = await withTimeout(
-      this.#connection(),
-      this.#connectTimeout,
-      "connect",
-    );
+    const driver = await this.#connected();
     if (!driver.session || !this.#useSessions) {
       return { acquired: true, release: () => Promise.resolve() };
     }
@@ -1204,6 +1200,15 @@ export class PostgresBackend implements CacheBackend {
     }
   }
 
+  /** The driver once the table is known to exist, without waiting. */
+  #readyDriver: SqlDriver | undefined;
+
+  /** The driver, after making sure the table exists; bounded by connectTimeout. */
+  async #connected(): Promise<SqlDriver> {
+    return this.#readyDriver ??
+      await withTimeout(this.#connection(), this.#connectTimeout, "connect");
+  }
+
   #connection(): Promise<SqlDriver> {
     this.#ready ??= (async () => {
       const driver = await this.#driver;
@@ -1213,6 +1218,7 @@ export class PostgresBackend implements CacheBackend {
         this.#roundTrips++;
         await driver.query(this.#sql.create, []);
       }
+      this.#readyDriver = driver;
       return driver;
     })();
     // A failed start is retried by the next query.
@@ -1242,11 +1248,7 @@ export class PostgresBackend implements CacheBackend {
       ];
     }
     return await this.#guard(operation, async () => {
-      const driver = await withTimeout(
-        this.#connection(),
-        this.#connectTimeout,
-        "connect",
-      );
+      const driver = await this.#connected();
       this.#roundTrips++;
       return await withTimeout(
         driver.query(text, params),
