@@ -193,6 +193,15 @@ export interface CachedOptions {
    */
   lockTimeout?: number;
   /**
+   * Coordinates misses across processes: one instance computes a cold key
+   * while the others wait for its entry (a session-level advisory lock with
+   * PostgresBackend). It costs a miss one more round trip before the handler
+   * runs; off, concurrent misses are still coalesced within each process.
+   *
+   * @default {true}
+   */
+  crossProcessLock?: boolean;
+  /**
    * Seconds after expiry during which the entry is served at once, with
    * `X-Cache: STALE`, while one refresh across all instances runs in the
    * background. Needs `app` (the facade's `initApp` provides it).
@@ -422,7 +431,13 @@ export function cached(options: CachedOptions): CacheMiddleware {
   const varyHeader = vary.length ? vary.join(", ") : undefined;
   const statusHeaderName = statusHeader ? statusHeader.toLowerCase() : "";
   const { writes, computing, refreshing } = flights(backend);
-  const lock = backend.lock?.bind(backend);
+  const crossProcessLock = options.crossProcessLock ?? true;
+  if (typeof crossProcessLock !== "boolean") {
+    invalid(
+      `crossProcessLock must be a boolean: received ${typeof crossProcessLock}`,
+    );
+  }
+  const lock = crossProcessLock ? backend.lock?.bind(backend) : undefined;
 
   function mark(res: Response, status: CacheStatus): Response {
     if (statusHeader) res.headers.set(statusHeader, status);

@@ -435,3 +435,42 @@ async function dropNotifyingWrite(
   await writer.set(key, value);
   await writer.close();
 }
+
+Deno.test({
+  name:
+    "round trips of a miss: a read, then the handler; with crossProcessLock, the lock and its re-read are one pipelined round trip more",
+  ignore: !DATABASE_URL,
+  async fn() {
+    for (const crossProcessLock of [false, true]) {
+      const table = uniqueTable("trips");
+      const backend = new PostgresBackend({
+        dsn: DATABASE_URL!,
+        table,
+        sweepInterval: 0,
+      });
+      try {
+        await backend.ready();
+        let before = 0;
+        let atHandler = -1;
+        const app = new Hono();
+        app.get(
+          "/",
+          cached({ backend, crossProcessLock, wait: true }),
+          (c) => {
+            atHandler = backend.roundTrips - before;
+            return c.text("computed");
+          },
+        );
+        before = backend.roundTrips;
+        const res = await app.request("/");
+        assert.equal(res.headers.get("x-cache"), "MISS");
+        // roundTrips counts statements: the lock and its re-read are two
+        // statements sent together on one connection.
+        assert.equal(atHandler, crossProcessLock ? 3 : 1);
+      } finally {
+        await backend.close();
+        await dropTable(table);
+      }
+    }
+  },
+});
