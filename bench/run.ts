@@ -4,6 +4,7 @@
 // bench/results/latest.md and bench/results/latest.svg.
 //
 // Flags: --duration=SECONDS (5) --rounds=N (3) --connections=N (32)
+//        --load=auto|wrk|builtin (auto: wrk when installed)
 import { parseArgs } from "node:util";
 import { PostgresBackend } from "../backends/postgres.ts";
 
@@ -13,6 +14,7 @@ const { values } = parseArgs({
     duration: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
     connections: { type: "string", default: "32" },
+    load: { type: "string", default: "auto" },
   },
 });
 const duration = Number(values.duration);
@@ -135,25 +137,12 @@ async function wrk(url: string): Promise<Sample> {
 
 /** A load generator of our own, for machines without wrk. */
 async function builtinLoad(url: string): Promise<Sample> {
-  const latencies: number[] = [];
-  const end = performance.now() + duration * 1000;
-  await Promise.all(
-    Array.from({ length: connections }, async () => {
-      while (performance.now() < end) {
-        const start = performance.now();
-        const res = await fetch(url);
-        await res.arrayBuffer();
-        if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
-        latencies.push(performance.now() - start);
-      }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  return {
-    rps: latencies.length / duration,
-    p50: latencies[Math.floor(latencies.length * 0.5)],
-    p99: latencies[Math.floor(latencies.length * 0.99)],
-  };
+  const { ops, p50, p99 } = await timeOps(connections, duration, async () => {
+    const res = await fetch(url);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
+  });
+  return { rps: ops, p50, p99 };
 }
 
 function median(numbers: number[]): number {
@@ -277,7 +266,8 @@ function escapeXml(text: string): string {
 }
 
 // ---- HTTP load ----
-const useWrk = which("wrk") !== undefined;
+const useWrk = values.load === "wrk" ||
+  (values.load === "auto" && which("wrk") !== undefined);
 console.log(
   `HTTP load: ${configs.length} configurations, ${rounds} interleaved rounds of ${duration} s, ${connections} connections, ${
     useWrk ? "wrk" : "built-in load generator"
