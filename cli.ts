@@ -39,7 +39,21 @@ Options:
   --table NAME   The cache table (default: cachekit_entries)
   --help         Show this help`;
 
-/** Where the CLI writes: standard output and standard error. */
+/**
+ * Where the CLI writes: standard output and standard error.
+ *
+ * @example Capturing the CLI's output
+ * ```ts
+ * import { type CliOutput, main } from "@cachekit/hono/cli";
+ * import assert from "node:assert/strict";
+ *
+ * const errors: string[] = [];
+ * const output: CliOutput = { out: () => {}, err: (line) => errors.push(line) };
+ * const status = await main(["purge"], output);
+ * assert.equal(status, 2);
+ * assert.equal(errors[0], "Error: purge needs --namespace");
+ * ```
+ */
 export interface CliOutput {
   /** Writes a line of results. */
   out(line: string): void;

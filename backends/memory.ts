@@ -33,7 +33,29 @@ import type {
   WriteEntryOptions,
 } from "./types.ts";
 
-/** Options of {@linkcode MemoryBackend}. */
+/**
+ * Options of {@linkcode MemoryBackend}.
+ *
+ * @example A small namespaced backend
+ * ```ts
+ * import {
+ *   MemoryBackend,
+ *   type MemoryBackendOptions,
+ * } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const options: MemoryBackendOptions = {
+ *   namespace: "sessions",
+ *   maxEntries: 2,
+ * };
+ * const backend = new MemoryBackend(options);
+ * await backend.set("a", 1);
+ * await backend.set("b", 2);
+ * await backend.set("c", 3); // evicts "a", the least recently used
+ * assert.equal(await backend.get("a"), undefined);
+ * assert.equal(backend.namespace, "sessions");
+ * ```
+ */
 export interface MemoryBackendOptions {
   /**
    * Prefix of every key: backends with different namespaces keep separate

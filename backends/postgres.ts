@@ -58,6 +58,22 @@ import type {
 /**
  * Runs a statement inside the caller's own postgres.js transaction, so that
  * it commits or rolls back with the caller's data change.
+ *
+ * @example Invalidating in the transaction that changes the data
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * const backend = new PostgresBackend({ client: sql });
+ * await sql.begin(async (tx) => {
+ *   await tx`UPDATE users SET name = ${"Ada"} WHERE id = ${42}`;
+ *   // Removed only if the update commits.
+ *   await backend.invalidateTags(["user:42"], { transaction: tx });
+ * });
+ * await backend.close();
+ * await sql.end();
+ * ```
  */
 export interface TransactionOptions {
   /**
@@ -73,7 +89,24 @@ export interface TransactionOptions {
   };
 }
 
-/** Entries and bytes of one namespace of a table, from {@linkcode PostgresBackend.tableStats}. */
+/**
+ * Entries and bytes of one namespace of a table, from {@linkcode PostgresBackend.tableStats}.
+ *
+ * @example Listing the namespaces of the table
+ * ```ts ignore
+ * import {
+ *   type NamespaceStats,
+ *   PostgresBackend,
+ * } from "@cachekit/hono/postgres";
+ *
+ * const backend = new PostgresBackend({ dsn: Deno.env.get("DATABASE_URL")! });
+ * const rows: NamespaceStats[] = await backend.tableStats();
+ * for (const { namespace, entries, bytes, expired } of rows) {
+ *   console.log(namespace, { entries, bytes, expired });
+ * }
+ * await backend.close();
+ * ```
+ */
 export interface NamespaceStats {
   /** The namespace. */
   namespace: string;
@@ -85,7 +118,25 @@ export interface NamespaceStats {
   expired: number;
 }
 
-/** Options of the in-process tier in front of PostgreSQL. */
+/**
+ * Options of the in-process tier in front of PostgreSQL.
+ *
+ * @example An in-process tier in front of the table
+ * ```ts ignore
+ * import {
+ *   type LocalCacheOptions,
+ *   PostgresBackend,
+ * } from "@cachekit/hono/postgres";
+ *
+ * // Every instance sharing the namespace enables it, so they all hear the
+ * // announcements of the others' writes.
+ * const localCache: LocalCacheOptions = { maxEntries: 5000, maxAge: 10 };
+ * const backend = new PostgresBackend({
+ *   dsn: Deno.env.get("DATABASE_URL")!,
+ *   localCache,
+ * });
+ * ```
+ */
 export interface LocalCacheOptions {
   /**
    * The most entries kept in this process (least recently used evicted).
@@ -103,7 +154,22 @@ export interface LocalCacheOptions {
   maxAge?: number;
 }
 
-/** Options of an embedded PGlite database. */
+/**
+ * Options of an embedded PGlite database.
+ *
+ * @example An embedded database kept on disk
+ * ```ts ignore
+ * import {
+ *   type EmbeddedOptions,
+ *   PostgresBackend,
+ * } from "@cachekit/hono/postgres";
+ *
+ * const embedded: EmbeddedOptions = { dataDir: "./.cache/pglite" };
+ * const backend = new PostgresBackend({ embedded, namespace: "myapp-cache" });
+ * await backend.set("answer", 42);
+ * await backend.close(); // the entry is still there after a restart
+ * ```
+ */
 export interface EmbeddedOptions {
   /**
    * A directory to keep the database in, so entries survive restarts. Without
@@ -114,7 +180,30 @@ export interface EmbeddedOptions {
   dataDir?: string;
 }
 
-/** Options of {@linkcode PostgresBackend}. Exactly one of `dsn`, `client` and `embedded` is given. */
+/**
+ * Options of {@linkcode PostgresBackend}. Exactly one of `dsn`, `client` and `embedded` is given.
+ *
+ * @example Bounds, timeouts and error reporting
+ * ```ts ignore
+ * import {
+ *   PostgresBackend,
+ *   type PostgresBackendOptions,
+ * } from "@cachekit/hono/postgres";
+ *
+ * const options: PostgresBackendOptions = {
+ *   dsn: Deno.env.get("DATABASE_URL")!,
+ *   namespace: "myapp-cache",
+ *   maxSize: 20,
+ *   maxEntries: 50_000,
+ *   maxBytes: 64 * 1024 * 1024,
+ *   queryTimeout: 250,
+ *   onError: (error, { operation }) =>
+ *     console.warn(`cache ${operation} failed:`, error),
+ * };
+ * const backend = new PostgresBackend(options);
+ * await backend.ready();
+ * ```
+ */
 export interface PostgresBackendOptions {
   /**
    * A PostgreSQL connection string (`postgres://` or `postgresql://`). The
@@ -260,7 +349,28 @@ export interface PostgresBackendOptions {
   onError?: CacheErrorHandler;
 }
 
-/** The error a write rejects with when the write queue is full: it was dropped. */
+/**
+ * The error a write rejects with when the write queue is full: it was dropped.
+ *
+ * @example Leaving dropped writes out of the error log
+ * ```ts
+ * import { CacheQueueFullError } from "@cachekit/hono/postgres";
+ * import type { CacheErrorHandler } from "@cachekit/hono/types";
+ * import assert from "node:assert/strict";
+ *
+ * const logged: unknown[] = [];
+ * // Dropped writes are counted in `stats().droppedWrites`: no need to log them.
+ * const onError: CacheErrorHandler = (error) => {
+ *   if (!(error instanceof CacheQueueFullError)) logged.push(error);
+ * };
+ *
+ * onError(new CacheQueueFullError(1000), {
+ *   operation: "writeEntry",
+ *   namespace: "hono_cache",
+ * });
+ * assert.equal(logged.length, 0);
+ * ```
+ */
 export class CacheQueueFullError extends Error {
   /**
    * Creates the error.
@@ -281,7 +391,30 @@ export class CacheQueueFullError extends Error {
   }
 }
 
-/** The error a cache query rejects with while the circuit breaker is open. */
+/**
+ * The error a cache query rejects with while the circuit breaker is open.
+ *
+ * @example Logging only the failures that open the circuit
+ * ```ts
+ * import { CacheUnavailableError } from "@cachekit/hono/postgres";
+ * import type { CacheErrorHandler } from "@cachekit/hono/types";
+ * import assert from "node:assert/strict";
+ *
+ * const logged: unknown[] = [];
+ * // While the circuit is open, every query is refused at once: the failures
+ * // that opened it were already reported.
+ * const onError: CacheErrorHandler = (error) => {
+ *   if (!(error instanceof CacheUnavailableError)) logged.push(error);
+ * };
+ *
+ * onError(new CacheUnavailableError("readEntry"), {
+ *   operation: "readEntry",
+ *   namespace: "hono_cache",
+ *   key: "k",
+ * });
+ * assert.equal(logged.length, 0);
+ * ```
+ */
 export class CacheUnavailableError extends Error {
   /**
    * Creates the error.
@@ -304,7 +437,28 @@ export class CacheUnavailableError extends Error {
   }
 }
 
-/** The error a cache query rejects with when it outlives its timeout. */
+/**
+ * The error a cache query rejects with when it outlives its timeout.
+ *
+ * @example Counting timeouts apart from other failures
+ * ```ts
+ * import { CacheTimeoutError } from "@cachekit/hono/postgres";
+ * import type { CacheErrorHandler } from "@cachekit/hono/types";
+ * import assert from "node:assert/strict";
+ *
+ * let timeouts = 0;
+ * const onError: CacheErrorHandler = (error, { operation }) => {
+ *   if (error instanceof CacheTimeoutError) timeouts++;
+ *   else console.error(`cache ${operation} failed:`, error);
+ * };
+ *
+ * onError(new CacheTimeoutError("readEntry", 1000), {
+ *   operation: "readEntry",
+ *   namespace: "hono_cache",
+ * });
+ * assert.equal(timeouts, 1);
+ * ```
+ */
 export class CacheTimeoutError extends Error {
   /**
    * Creates the error.

@@ -14,13 +14,45 @@
  * @module
  */
 
-/** A row as a driver returns it: column names to values. */
+/**
+ * A row as a driver returns it: column names to values.
+ *
+ * @example Reading a count from rows
+ * ```ts
+ * import type { SqlRow } from "@cachekit/hono/sql-driver";
+ * import assert from "node:assert/strict";
+ *
+ * // PostgreSQL's bigint comes back as a string from most drivers.
+ * function count(rows: SqlRow[]): number {
+ *   return Number(rows[0]?.n ?? 0);
+ * }
+ * assert.equal(count([{ n: "3" }]), 3);
+ * assert.equal(count([]), 0);
+ * ```
+ */
 export type SqlRow = Record<string, unknown>;
 
 /**
  * One connection held apart from the pool, on which session-level advisory
  * locks are taken: they are released with the connection, so no lock
  * outlives its holder.
+ *
+ * @example Holding an advisory lock on one connection
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { type SqlSession, toSqlDriver } from "@cachekit/hono/sql-driver";
+ *
+ * const driver = toSqlDriver(postgres(Deno.env.get("DATABASE_URL")!), true);
+ * const session: SqlSession = await driver.session!();
+ * try {
+ *   await session.query("SELECT pg_advisory_lock($1)", [42]);
+ *   // ... work that no other process may do at the same time ...
+ *   await session.query("SELECT pg_advisory_unlock($1)", [42]);
+ * } finally {
+ *   session.release();
+ * }
+ * await driver.close();
+ * ```
  */
 export interface SqlSession {
   /** Runs `text` with `$1`-style `params` on this connection. */
@@ -32,6 +64,35 @@ export interface SqlSession {
 /**
  * What {@linkcode PostgresBackend} needs of a database connection: run one
  * parameterized statement and return its rows.
+ *
+ * @example A driver that wraps another and logs its statements
+ * ```ts
+ * import type { SqlDriver } from "@cachekit/hono/sql-driver";
+ * import assert from "node:assert/strict";
+ *
+ * function logging(inner: SqlDriver, log: (text: string) => void): SqlDriver {
+ *   return {
+ *     query(text, params) {
+ *       log(text);
+ *       return inner.query(text, params);
+ *     },
+ *     session: inner.session?.bind(inner),
+ *     listen: inner.listen?.bind(inner),
+ *     close: () => inner.close(),
+ *   };
+ * }
+ *
+ * // A stand-in for a real driver, answering every statement with one row.
+ * const stub: SqlDriver = {
+ *   query: () => Promise.resolve([{ one: 1 }]),
+ *   close: () => Promise.resolve(),
+ * };
+ * const seen: string[] = [];
+ * const driver = logging(stub, (text) => seen.push(text));
+ * assert.deepEqual(await driver.query("SELECT 1 AS one", []), [{ one: 1 }]);
+ * assert.deepEqual(seen, ["SELECT 1 AS one"]);
+ * // `new PostgresBackend({ client: driver })` would now log every statement.
+ * ```
  */
 export interface SqlDriver {
   /** Runs `text` with `$1`-style `params` and resolves to its rows. */
@@ -56,7 +117,24 @@ export interface SqlDriver {
   close(): Promise<void>;
 }
 
-/** The part of a postgres.js `Sql` instance (`npm:postgres`) that is used. */
+/**
+ * The part of a postgres.js `Sql` instance (`npm:postgres`) that is used.
+ *
+ * @example Sharing the app's postgres.js pool
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ * import type { PostgresJsClient } from "@cachekit/hono/sql-driver";
+ *
+ * const sql: PostgresJsClient = postgres(Deno.env.get("DATABASE_URL")!, {
+ *   max: 10,
+ * });
+ * const backend = new PostgresBackend({ client: sql });
+ * await backend.set("answer", 42);
+ * await backend.close(); // leaves the pool open: it is the app's
+ * await sql.end();
+ * ```
+ */
 export interface PostgresJsClient {
   /** Runs a statement with parameters. */
   unsafe(
@@ -76,7 +154,25 @@ export interface PostgresJsClient {
   end(options?: { timeout?: number }): Promise<void>;
 }
 
-/** A postgres.js connection reserved from its pool. */
+/**
+ * A postgres.js connection reserved from its pool.
+ *
+ * @example Running statements on one reserved connection
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import type { PostgresJsReserved } from "@cachekit/hono/sql-driver";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * const reserved: PostgresJsReserved = await sql.reserve();
+ * try {
+ *   await reserved.unsafe("SELECT pg_advisory_lock($1)", [42 as never]);
+ *   await reserved.unsafe("SELECT pg_advisory_unlock($1)", [42 as never]);
+ * } finally {
+ *   reserved.release();
+ * }
+ * await sql.end();
+ * ```
+ */
 export interface PostgresJsReserved {
   /** Runs a statement with parameters on this connection. */
   unsafe(
@@ -88,7 +184,25 @@ export interface PostgresJsReserved {
   release(): void;
 }
 
-/** The part of a deno-postgres `PoolClient` (`jsr:@db/postgres`) that is used. */
+/**
+ * The part of a deno-postgres `PoolClient` (`jsr:@db/postgres`) that is used.
+ *
+ * @example Querying through a deno-postgres client
+ * ```ts ignore
+ * import { Pool } from "jsr:@db/postgres";
+ * import type { DenoPostgresPoolClient } from "@cachekit/hono/sql-driver";
+ *
+ * const pool = new Pool(Deno.env.get("DATABASE_URL")!, 4, true);
+ * const client: DenoPostgresPoolClient = await pool.connect();
+ * try {
+ *   const { rows } = await client.queryObject("SELECT $1::int AS n", [1]);
+ *   console.log(rows); // [ { n: 1 } ]
+ * } finally {
+ *   client.release();
+ * }
+ * await pool.end();
+ * ```
+ */
 export interface DenoPostgresPoolClient {
   /** Runs a statement and returns its rows as objects. */
   queryObject(
@@ -99,7 +213,23 @@ export interface DenoPostgresPoolClient {
   release(): void;
 }
 
-/** The part of a deno-postgres `Pool` (`jsr:@db/postgres`) that is used. */
+/**
+ * The part of a deno-postgres `Pool` (`jsr:@db/postgres`) that is used.
+ *
+ * @example Caching on a deno-postgres pool
+ * ```ts ignore
+ * import { Pool } from "jsr:@db/postgres";
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ * import type { DenoPostgresPool } from "@cachekit/hono/sql-driver";
+ *
+ * const url = Deno.env.get("DATABASE_URL")!;
+ * const pool: DenoPostgresPool = new Pool(url, 10, true);
+ * const backend = new PostgresBackend({ client: pool });
+ * await backend.set("answer", 42, { expire: 60 });
+ * await backend.close(); // leaves the pool open: it is the app's
+ * await pool.end();
+ * ```
+ */
 export interface DenoPostgresPool {
   /** Takes a client from the pool. */
   connect(): Promise<DenoPostgresPoolClient>;
@@ -107,7 +237,23 @@ export interface DenoPostgresPool {
   end(): Promise<void>;
 }
 
-/** The part of a PGlite instance (`npm:@electric-sql/pglite`) that is used. */
+/**
+ * The part of a PGlite instance (`npm:@electric-sql/pglite`) that is used.
+ *
+ * @example Caching on an existing PGlite database
+ * ```ts ignore
+ * import { PGlite } from "@electric-sql/pglite";
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ * import type { PGliteClient } from "@cachekit/hono/sql-driver";
+ *
+ * const db: PGliteClient = new PGlite();
+ * const backend = new PostgresBackend({ client: db });
+ * await backend.set("answer", 42);
+ * console.log(await backend.get("answer")); // 42
+ * await backend.close(); // leaves the database open: it is the app's
+ * await db.close();
+ * ```
+ */
 export interface PGliteClient {
   /** Runs a statement with parameters. */
   query(query: string, params?: unknown[]): Promise<{ rows: unknown[] }>;
@@ -122,7 +268,24 @@ export interface PGliteClient {
   ): Promise<() => Promise<void>>;
 }
 
-/** Any connection source {@linkcode PostgresBackend} accepts as `client`. */
+/**
+ * Any connection source {@linkcode PostgresBackend} accepts as `client`.
+ *
+ * @example Adapting whatever client is given
+ * ```ts
+ * import { type PostgresClient, toSqlDriver } from "@cachekit/hono/sql-driver";
+ * import assert from "node:assert/strict";
+ *
+ * // Any accepted source: a postgres.js Sql, a deno-postgres Pool, a PGlite
+ * // instance, or, as here, a minimal SqlDriver.
+ * const client: PostgresClient = {
+ *   query: () => Promise.resolve([{ ok: true }]),
+ *   close: () => Promise.resolve(),
+ * };
+ * const driver = toSqlDriver(client);
+ * assert.deepEqual(await driver.query("SELECT true AS ok", []), [{ ok: true }]);
+ * ```
+ */
 export type PostgresClient =
   | PostgresJsClient
   | DenoPostgresPool

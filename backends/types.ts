@@ -17,7 +17,21 @@
  * @module
  */
 
-/** A value that survives a JSON round trip unchanged. */
+/**
+ * A value that survives a JSON round trip unchanged.
+ *
+ * @example Storing a JSON value
+ * ```ts
+ * import type { JsonValue } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const settings: JsonValue = { theme: "dark", sizes: [1, 2, 3], beta: null };
+ * const backend = new MemoryBackend();
+ * await backend.set("settings", settings);
+ * assert.deepEqual(await backend.get("settings"), settings);
+ * ```
+ */
 export type JsonValue =
   | string
   | number
@@ -29,6 +43,18 @@ export type JsonValue =
 /**
  * A value the value API stores: any JSON value, or raw bytes, which are kept
  * byte-exact.
+ *
+ * @example Storing bytes
+ * ```ts
+ * import type { CacheValue } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const thumbnail: CacheValue = new Uint8Array([0x89, 0x50, 0x4e, 0x47]);
+ * await backend.set("thumbnail:1", thumbnail);
+ * assert.deepEqual(await backend.get("thumbnail:1"), thumbnail);
+ * ```
  */
 export type CacheValue = JsonValue | Uint8Array;
 
@@ -38,10 +64,40 @@ export type CacheValue = JsonValue | Uint8Array;
  * - `0`: UTF-8 JSON text.
  * - `1`: raw bytes.
  * - `2`: an HTTP response body, with its status and headers in `meta`.
+ *
+ * @example Telling entries apart by kind
+ * ```ts
+ * import type { EntryKind } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * await backend.set("json", { a: 1 });
+ * await backend.set("bytes", new Uint8Array([1, 2]));
+ * const kinds: (EntryKind | undefined)[] = [
+ *   (await backend.readEntry("json"))?.kind,
+ *   (await backend.readEntry("bytes"))?.kind,
+ * ];
+ * assert.deepEqual(kinds, [0, 1]);
+ * ```
  */
 export type EntryKind = 0 | 1 | 2;
 
-/** Options of {@linkcode CacheBackend.set}. */
+/**
+ * Options of {@linkcode CacheBackend.set}.
+ *
+ * @example Expiry and tags
+ * ```ts
+ * import type { SetOptions } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const options: SetOptions = { expire: 300, tags: ["user:42"] };
+ * const backend = new MemoryBackend();
+ * await backend.set("profile:42", { name: "Ada" }, options);
+ * assert.equal(await backend.invalidateTags(["user:42"]), 1);
+ * ```
+ */
 export interface SetOptions {
   /**
    * Seconds until the value expires.
@@ -57,7 +113,24 @@ export interface SetOptions {
   tags?: readonly string[];
 }
 
-/** Options of {@linkcode CacheBackend.writeEntry}. */
+/**
+ * Options of {@linkcode CacheBackend.writeEntry}.
+ *
+ * @example Keeping an entry as stale after expiry
+ * ```ts
+ * import type { WriteEntryOptions } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * let now = 0;
+ * const backend = new MemoryBackend({ now: () => now });
+ * const options: WriteEntryOptions = { expire: 10, staleFor: 30 };
+ * const body = new Uint8Array([1]);
+ * await backend.writeEntry("report", { kind: 1, body }, options);
+ * now = 20_000; // expired 10 s ago, still within the stale window
+ * assert.equal((await backend.readEntry("report"))?.stale, true);
+ * ```
+ */
 export interface WriteEntryOptions extends SetOptions {
   /**
    * Seconds after expiry during which the entry is still kept and returned
@@ -68,7 +141,25 @@ export interface WriteEntryOptions extends SetOptions {
   staleFor?: number;
 }
 
-/** Options of {@linkcode CacheBackend.readEntry}. */
+/**
+ * Options of {@linkcode CacheBackend.readEntry}.
+ *
+ * @example A conditional read
+ * ```ts
+ * import type { ReadEntryOptions } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const body = new TextEncoder().encode("hello");
+ * await backend.writeEntry("page", { kind: 1, body, etag: '"v1"' });
+ *
+ * const options: ReadEntryOptions = { etags: ['"v1"'] };
+ * const entry = await backend.readEntry("page", options);
+ * assert.equal(entry?.notModified, true);
+ * assert.equal(entry?.body.byteLength, 0);
+ * ```
+ */
 export interface ReadEntryOptions {
   /**
    * Entity tags the client already holds (`*` matches any). When the entry's
@@ -80,7 +171,31 @@ export interface ReadEntryOptions {
   etags?: readonly string[];
 }
 
-/** An entry as it is written to a backend. */
+/**
+ * An entry as it is written to a backend.
+ *
+ * @example Writing an HTTP response entry
+ * ```ts
+ * import type { CacheEntry } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const entry: CacheEntry = {
+ *   kind: 2,
+ *   body: new TextEncoder().encode("<h1>Hello</h1>"),
+ *   meta: JSON.stringify({
+ *     status: 200,
+ *     headers: [["content-type", "text/html"]],
+ *   }),
+ *   etag: '"hello-v1"',
+ * };
+ * const backend = new MemoryBackend();
+ * await backend.writeEntry("page:/", entry, { expire: 60 });
+ * const stored = await backend.readEntry("page:/");
+ * assert.equal(new TextDecoder().decode(stored?.body), "<h1>Hello</h1>");
+ * assert.equal(stored?.etag, '"hello-v1"');
+ * ```
+ */
 export interface CacheEntry {
   /** How {@linkcode CacheEntry.body} is to be read back. */
   kind: EntryKind;
@@ -92,7 +207,25 @@ export interface CacheEntry {
   etag?: string;
 }
 
-/** An entry as it is read back from a backend. */
+/**
+ * An entry as it is read back from a backend.
+ *
+ * @example Reading an entry's age
+ * ```ts
+ * import type { StoredEntry } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * let now = 0;
+ * const backend = new MemoryBackend({ now: () => now });
+ * await backend.set("k", "v", { expire: 60 });
+ * now = 5_000;
+ * const entry: StoredEntry | undefined = await backend.readEntry("k");
+ * assert.equal(entry?.age, 5);
+ * assert.equal(entry?.stale, false);
+ * assert.equal(entry?.notModified, false);
+ * ```
+ */
 export interface StoredEntry extends CacheEntry {
   /** Seconds since the entry was written, by the backend's clock. */
   age: number;
@@ -107,7 +240,25 @@ export interface StoredEntry extends CacheEntry {
   notModified: boolean;
 }
 
-/** Counters and sizes of a backend, from `stats()`. */
+/**
+ * Counters and sizes of a backend, from `stats()`.
+ *
+ * @example Computing a hit ratio
+ * ```ts
+ * import type { CacheStats } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * await backend.set("a", 1);
+ * await backend.get("a");
+ * await backend.get("missing");
+ *
+ * const stats: CacheStats = await backend.stats();
+ * assert.equal(stats.entries, 1);
+ * assert.equal(stats.hits / (stats.hits + stats.misses), 0.5);
+ * ```
+ */
 export interface CacheStats {
   /** Entries stored in the namespace, expired ones not yet swept included. */
   entries: number;
@@ -130,6 +281,34 @@ export interface CacheStats {
 /**
  * A lock on one key across every process that shares a backend, from
  * {@linkcode CacheBackend.lock}.
+ *
+ * @example Computing under a lock where the backend has one
+ * ```ts
+ * import type { CacheBackend, KeyLock } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * async function withLock<T>(
+ *   backend: CacheBackend,
+ *   key: string,
+ *   fn: (lock: KeyLock) => Promise<T>,
+ * ): Promise<T> {
+ *   // Backends of a single process have no lock: act as if it were taken.
+ *   const lock: KeyLock = await backend.lock?.(key) ??
+ *     { acquired: true, release: () => Promise.resolve() };
+ *   try {
+ *     return await fn(lock);
+ *   } finally {
+ *     await lock.release();
+ *   }
+ * }
+ *
+ * const backend = new MemoryBackend();
+ * await withLock(backend, "report", async (lock) => {
+ *   if (lock.acquired && !lock.entry) await backend.set("report", "computed");
+ * });
+ * assert.equal(await backend.get("report"), "computed");
+ * ```
  */
 export interface KeyLock {
   /** Whether this caller holds the lock and is to compute the key. */
@@ -150,6 +329,94 @@ export interface KeyLock {
  * The value API (`get`, `set`, `has`, `delete`, `clear`) stores application
  * values; the entry API (`readEntry`, `writeEntry`) is what the `cached()`
  * middleware uses for HTTP responses.
+ *
+ * @example Using any backend through the interface
+ * ```ts
+ * import type { CacheBackend, CacheValue } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * async function getOrSet(
+ *   backend: CacheBackend,
+ *   key: string,
+ *   compute: () => Promise<CacheValue>,
+ * ): Promise<CacheValue> {
+ *   const found = await backend.get(key);
+ *   if (found !== undefined) return found;
+ *   const value = await compute();
+ *   await backend.set(key, value, { expire: 60 });
+ *   return value;
+ * }
+ *
+ * const backend = new MemoryBackend();
+ * assert.equal(await getOrSet(backend, "n", () => Promise.resolve(1)), 1);
+ * assert.equal(await getOrSet(backend, "n", () => Promise.resolve(2)), 1);
+ * ```
+ *
+ * @example Implementing a backend by wrapping another
+ * ```ts
+ * import type {
+ *   CacheBackend,
+ *   CacheEntry,
+ *   CacheValue,
+ *   ReadEntryOptions,
+ *   SetOptions,
+ *   StoredEntry,
+ *   WriteEntryOptions,
+ * } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * // Delegates to another backend, counting the reads.
+ * class CountingBackend implements CacheBackend {
+ *   reads = 0;
+ *   #inner: CacheBackend;
+ *   constructor(inner: CacheBackend) {
+ *     this.#inner = inner;
+ *   }
+ *   get namespace(): string {
+ *     return this.#inner.namespace;
+ *   }
+ *   get(key: string): Promise<CacheValue | undefined> {
+ *     this.reads++;
+ *     return this.#inner.get(key);
+ *   }
+ *   set(key: string, value: CacheValue, options?: SetOptions): Promise<void> {
+ *     return this.#inner.set(key, value, options);
+ *   }
+ *   has(key: string): Promise<boolean> {
+ *     return this.#inner.has(key);
+ *   }
+ *   delete(key: string): Promise<boolean> {
+ *     return this.#inner.delete(key);
+ *   }
+ *   clear(): Promise<void> {
+ *     return this.#inner.clear();
+ *   }
+ *   close(): Promise<void> {
+ *     return this.#inner.close();
+ *   }
+ *   readEntry(
+ *     key: string,
+ *     options?: ReadEntryOptions,
+ *   ): Promise<StoredEntry | undefined> {
+ *     this.reads++;
+ *     return this.#inner.readEntry(key, options);
+ *   }
+ *   writeEntry(
+ *     key: string,
+ *     entry: CacheEntry,
+ *     options?: WriteEntryOptions,
+ *   ): Promise<void> {
+ *     return this.#inner.writeEntry(key, entry, options);
+ *   }
+ * }
+ *
+ * const backend = new CountingBackend(new MemoryBackend());
+ * await backend.set("k", "v");
+ * await backend.get("k");
+ * assert.equal(backend.reads, 1);
+ * ```
  */
 export interface CacheBackend {
   /** The namespace every key of this backend lives under. */
@@ -188,7 +455,41 @@ export interface CacheBackend {
   stats?(): Promise<CacheStats>;
 }
 
-/** Where a cache-side error happened, passed to {@linkcode CacheErrorHandler}. */
+/**
+ * Where a cache-side error happened, passed to {@linkcode CacheErrorHandler}.
+ *
+ * @example Reading the context in an error handler
+ * ```ts
+ * import { Hono } from "hono";
+ * import type { CacheErrorContext } from "@cachekit/hono/types";
+ * import { cached } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * // A backend whose reads always fail, as with a database that is down.
+ * class FailingBackend extends MemoryBackend {
+ *   override readEntry(): Promise<undefined> {
+ *     return Promise.reject(new Error("database down"));
+ *   }
+ * }
+ *
+ * const seen: CacheErrorContext[] = [];
+ * const app = new Hono();
+ * app.get(
+ *   "/",
+ *   cached({
+ *     backend: new FailingBackend(),
+ *     onError: (_error, context) => seen.push(context),
+ *   }),
+ *   (c) => c.text("ok"),
+ * );
+ *
+ * const res = await app.request("/");
+ * assert.equal(await res.text(), "ok"); // the request goes on without the cache
+ * assert.equal(seen[0].operation, "readEntry");
+ * assert.equal(seen[0].namespace, "hono_cache");
+ * ```
+ */
 export interface CacheErrorContext {
   /** The operation that failed, such as `"readEntry"` or `"sweep"`. */
   operation: string;
@@ -201,6 +502,24 @@ export interface CacheErrorContext {
 /**
  * Receives every cache-side error. Cache errors never fail a request that the
  * handler can answer; they are reported here instead.
+ *
+ * @example Logging cache errors as warnings
+ * ```ts
+ * import { Hono } from "hono";
+ * import type { CacheErrorHandler } from "@cachekit/hono/types";
+ * import { cached } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ *
+ * const onError: CacheErrorHandler = (error, { operation, namespace, key }) => {
+ *   const where = key === undefined ? namespace : `${namespace}/${key}`;
+ *   console.warn(`cache ${operation} failed at ${where}:`, error);
+ * };
+ *
+ * // The same handler suits cached() and `new PostgresBackend({ onError })`.
+ * const app = new Hono();
+ * app.get("/", cached({ backend: new MemoryBackend(), onError }), (c) =>
+ *   c.text("ok"));
+ * ```
  */
 export type CacheErrorHandler = (
   error: unknown,

@@ -30,7 +30,30 @@ import {
   type CacheMiddleware,
 } from "./cached.ts";
 
-/** Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route. */
+/**
+ * Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route.
+ *
+ * @example Defaults for every route, overridden by one
+ * ```ts
+ * import { Hono } from "hono";
+ * import { Cache, type CacheDefaults } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const defaults: CacheDefaults = {
+ *   expire: 60,
+ *   cacheStatusHeader: "X-Cache-Status",
+ * };
+ * const appCache = new Cache();
+ * appCache.init(new MemoryBackend(), defaults);
+ *
+ * const app = new Hono();
+ * app.get("/a", appCache.cached(), (c) => c.text("a"));
+ * app.get("/b", appCache.cached({ expire: 5 }), (c) => c.text("b"));
+ * const res = await app.request("/a");
+ * assert.equal(res.headers.get("x-cache-status"), "MISS");
+ * ```
+ */
 export type CacheDefaults = Omit<CachedOptions, "backend">;
 
 /**

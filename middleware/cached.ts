@@ -47,6 +47,32 @@ import { delay, withinTime } from "./_wait.ts";
 /**
  * The request side of {@linkcode CacheContext}: what `cached()` and its
  * callbacks read of Hono's `HonoRequest`.
+ *
+ * @example Keying on part of the request
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type CacheRequest } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * // The path and the `lang` parameter: tracking parameters do not split entries.
+ * function byLanguage(req: CacheRequest): string {
+ *   return `${new URL(req.url).pathname}?lang=${req.query("lang") ?? "en"}`;
+ * }
+ *
+ * const app = new Hono();
+ * app.get(
+ *   "/greeting",
+ *   cached({
+ *     backend: new MemoryBackend(),
+ *     keyGenerator: (c) => byLanguage(c.req),
+ *   }),
+ *   (c) => c.text("hello"),
+ * );
+ * await app.request("/greeting?lang=en&utm_source=mail");
+ * const res = await app.request("/greeting?utm_source=ad");
+ * assert.equal(res.headers.get("x-cache"), "HIT");
+ * ```
  */
 export interface CacheRequest {
   /** The full URL. */
@@ -66,6 +92,29 @@ export interface CacheRequest {
 /**
  * The parts of Hono's `Context` that `cached()` and its callbacks
  * (`keyGenerator`, `tags`) use. Every Hono `Context` is one.
+ *
+ * @example Tagging entries with a context variable
+ * ```ts
+ * import { Hono } from "hono";
+ * import { type CacheContext, cached } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * // The tenant an earlier middleware resolved.
+ * const tenantTags = (c: CacheContext): string[] => [`tenant:${c.get("tenant")}`];
+ *
+ * const backend = new MemoryBackend();
+ * const app = new Hono<{ Variables: { tenant: string } }>();
+ * app.use(async (c, next) => {
+ *   c.set("tenant", c.req.header("x-tenant") ?? "public");
+ *   await next();
+ * });
+ * app.get("/news", cached({ backend, tags: tenantTags, wait: true }), (c) =>
+ *   c.text("news"));
+ *
+ * await app.request("/news", { headers: { "x-tenant": "acme" } });
+ * assert.equal(await backend.invalidateTags(["tenant:acme"]), 1);
+ * ```
  */
 export interface CacheContext {
   /** The request. */
@@ -85,22 +134,115 @@ export interface CacheContext {
 /**
  * A Hono middleware, as {@linkcode cached} returns it: it fits wherever Hono
  * takes a `MiddlewareHandler`.
+ *
+ * @example Skipping the cache for preview requests
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type CacheMiddleware } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const inner = cached({ backend: new MemoryBackend() });
+ * const unlessPreview: CacheMiddleware = async (c, next) => {
+ *   if (c.req.header("x-preview")) return await next();
+ *   return await inner(c, next);
+ * };
+ *
+ * const app = new Hono();
+ * app.get("/page", unlessPreview, (c) => c.text("draft or published"));
+ * const res = await app.request("/page", { headers: { "x-preview": "1" } });
+ * assert.equal(res.headers.get("x-cache"), null);
+ * ```
  */
 export type CacheMiddleware = (
   c: CacheContext,
   next: () => Promise<void>,
 ) => Promise<Response | void>;
 
-/** What `cached()` needs of a Hono app: its `fetch`. */
+/**
+ * What `cached()` needs of a Hono app: its `fetch`.
+ *
+ * @example Giving the app for background refreshes
+ * ```ts
+ * import { Hono } from "hono";
+ * import { type AppFetcher, cached } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const app = new Hono();
+ * const fetcher: AppFetcher = app; // a Hono app is one
+ * app.get(
+ *   "/feed",
+ *   cached({
+ *     backend: new MemoryBackend(),
+ *     expire: 30,
+ *     staleWhileRevalidate: 300,
+ *     app: fetcher,
+ *   }),
+ *   (c) => c.json([]),
+ * );
+ * const res = await app.request("/feed");
+ * assert.equal(res.headers.get("x-cache"), "MISS");
+ * ```
+ */
 export interface AppFetcher {
   /** Answers a request, as `app.fetch` does. */
   fetch(request: Request, env?: unknown): Response | Promise<Response>;
 }
 
-/** The value of the cache status header on a response. */
+/**
+ * The value of the cache status header on a response.
+ *
+ * @example Reading the status of responses
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type CacheStatus } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const app = new Hono();
+ * app.get("/", cached({ backend: new MemoryBackend() }), (c) => c.text("home"));
+ *
+ * const requests: HeadersInit[] = [{}, {}, { cookie: "session=1" }];
+ * const statuses: CacheStatus[] = [];
+ * for (const headers of requests) {
+ *   const res = await app.request("/", { headers });
+ *   statuses.push(res.headers.get("x-cache") as CacheStatus);
+ * }
+ * assert.deepEqual(statuses, ["MISS", "HIT", "BYPASS"]);
+ * ```
+ */
 export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE";
 
-/** Options of {@linkcode cached}. */
+/**
+ * Options of {@linkcode cached}.
+ *
+ * @example A route cached per language, with a tag
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type CachedOptions } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const options: CachedOptions = {
+ *   backend,
+ *   expire: 300,
+ *   vary: ["accept-language"],
+ *   cacheControl: "public, max-age=60",
+ *   tags: ["catalog"],
+ *   wait: true,
+ * };
+ * const app = new Hono();
+ * app.get("/catalog", cached(options), (c) => c.json({ items: [] }));
+ *
+ * const res = await app.request("/catalog", {
+ *   headers: { "accept-language": "fr" },
+ * });
+ * assert.equal(res.headers.get("cache-control"), "public, max-age=60");
+ * assert.equal(await backend.invalidateTags(["catalog"]), 1);
+ * ```
+ */
 export interface CachedOptions {
   /** Where entries are stored. Required unless the facade provides it. */
   backend?: CacheBackend;

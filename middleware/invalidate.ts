@@ -21,7 +21,37 @@ import type { TransactionOptions } from "../backends/postgres.ts";
 import type { CacheContext } from "./cached.ts";
 import { entryKey, urlPart } from "./_key.ts";
 
-/** What {@linkcode invalidate} takes: a path with query, a `Request`, or a Hono `Context`. */
+/**
+ * What {@linkcode invalidate} takes: a path with query, a `Request`, or a Hono `Context`.
+ *
+ * @example Invalidating a GET from the handler that changes it
+ * ```ts
+ * import { Hono } from "hono";
+ * import {
+ *   cached,
+ *   invalidate,
+ *   type InvalidationTarget,
+ * } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const app = new Hono();
+ * app.get("/posts/:id", cached({ backend, wait: true }), (c) =>
+ *   c.json({ id: c.req.param("id") }));
+ * // The PUT has the GET's URL: its context is the target.
+ * app.put("/posts/:id", async (c) =>
+ *   c.json({ removed: await invalidate(backend, c) }));
+ *
+ * await app.request("/posts/7");
+ * const res = await app.request("/posts/7", { method: "PUT" });
+ * assert.deepEqual(await res.json(), { removed: true });
+ *
+ * // Paths, URLs and Requests are targets too.
+ * const target: InvalidationTarget = new URL("http://localhost/posts/8");
+ * assert.equal(await invalidate(backend, target), false);
+ * ```
+ */
 export type InvalidationTarget = string | URL | Request | CacheContext;
 
 function urlOf(target: InvalidationTarget): string | URL {

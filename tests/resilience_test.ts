@@ -608,3 +608,29 @@ Deno.test("fail open: an onError hook that throws does not fail the request", as
   assert.equal(res.status, 200);
   assert.equal(await res.text(), "fine");
 });
+
+Deno.test("fail open: a host that does not resolve serves the handler's 200 with BYPASS within the timeout", async () => {
+  const backend = new PostgresBackend({
+    dsn: "postgres://postgres@cachekit-no-such-host.invalid:5432/test",
+    queryTimeout: 300,
+    connectTimeout: 500,
+    sweepInterval: 0,
+    onError: quiet,
+  });
+  try {
+    const app = new Hono();
+    app.get(
+      "/",
+      cached({ backend, onError: quiet }),
+      (c) => c.text("resolved anyway"),
+    );
+    const started = performance.now();
+    const res = await app.request("/");
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-cache"), "BYPASS");
+    assert.equal(await res.text(), "resolved anyway");
+    assert.ok(performance.now() - started < 1500);
+  } finally {
+    await backend.close();
+  }
+});
