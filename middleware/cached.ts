@@ -973,9 +973,18 @@ export function cached(options: CachedOptions): CacheMiddleware {
         body,
         etag: res.headers.get("etag") ?? await bodyTag(body),
       };
-      const entryTags = typeof tags === "function" ? tags(c) : tags;
-      written = store(c, key, replay, ttl, [...entryTags]);
-      const ok = wait || refresh ? await written : true;
+      let entryTags: string[] | undefined;
+      try {
+        entryTags = [...typeof tags === "function" ? tags(c) : tags];
+      } catch (error) {
+        // A failing tags function costs the entry, not the response.
+        fail(error, "tags", key);
+      }
+      written = entryTags
+        ? store(c, key, replay, ttl, entryTags)
+        : Promise.resolve(false);
+      const ok = entryTags !== undefined &&
+        (wait || refresh ? await written : true);
       replace(
         c,
         respond(

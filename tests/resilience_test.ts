@@ -634,3 +634,31 @@ Deno.test("fail open: a host that does not resolve serves the handler's 200 with
     await backend.close();
   }
 });
+
+Deno.test("fail open: a tags function that throws costs the entry, not the response", async () => {
+  const backend = new MemoryBackend();
+  const errors: CacheErrorContext[] = [];
+  let runs = 0;
+  const app = new Hono();
+  app.get(
+    "/",
+    cached({
+      backend,
+      tags: () => {
+        throw new Error("no tags today");
+      },
+      onError: (_error, context) => errors.push(context),
+    }),
+    (c) => c.text(`run ${++runs}`),
+  );
+  const first = await app.request("/");
+  assert.equal(first.status, 200);
+  assert.equal(first.headers.get("x-cache"), "BYPASS");
+  assert.equal(await first.text(), "run 1");
+  assert.equal(errors[0].operation, "tags");
+  assert.equal(
+    await (await app.request("/")).text(),
+    "run 2",
+    "nothing was stored",
+  );
+});
