@@ -37,6 +37,8 @@ export interface Statements {
   /** The quoted, possibly schema-qualified, table name. */
   table: string;
   present: string;
+  /** The eviction function with its argument types, for `to_regprocedure`. */
+  evictSignature: string;
   create: string;
   read: string;
   readMany: string;
@@ -62,6 +64,8 @@ export function statements(parts: string[], unlogged: boolean): Statements {
   const name = parts[parts.length - 1];
   const lockKey = `hashtext(${literal(`cachekit:${parts.join(".")}`)})`;
   const writeMany = new Map<number, string>();
+  const evictFunction = [...parts.slice(0, -1), `${name}_evict`].map(quote)
+    .join(".");
   return {
     table,
     // Many upserts in one statement: a VALUES row per key, so that every
@@ -94,7 +98,10 @@ ON CONFLICT (namespace, key) DO UPDATE SET
       }
       return text;
     },
-    present: `SELECT to_regclass($1) IS NOT NULL AS present`,
+    present:
+      `SELECT to_regclass($1) IS NOT NULL AND to_regprocedure($2) IS NOT NULL AS present`,
+    evictSignature:
+      `${evictFunction}(text,bigint,bigint,integer,bigint,bigint)`,
     // One statement, so one implicit transaction: the advisory lock
     // serializes concurrent creators and is released at its end.
     create: `DO $cachekit$ BEGIN
@@ -123,6 +130,45 @@ CREATE INDEX IF NOT EXISTS ${
 CREATE INDEX IF NOT EXISTS ${
       quote(`${name}_tags_idx`)
     } ON ${table} USING gin (tags);
+-- Eviction, as a function: in READ COMMITTED each statement of a volatile
+-- function takes its own snapshot, so the counts below are taken after the
+-- lock, and see what the previous holder evicted. When the namespace is
+-- over a bound (max_entries, max_bytes): oldest first, down to the targets,
+-- at most batch rows, skipping rows other transactions hold.
+CREATE OR REPLACE FUNCTION ${evictFunction}(ns text, max_entries int8,
+  max_bytes int8, batch int, target_entries int8, target_bytes int8)
+RETURNS TABLE (locked boolean, entries int8, bytes int8, n int, freed int8)
+LANGUAGE plpgsql VOLATILE AS $evict$
+#variable_conflict use_column
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || ns)) THEN
+    RETURN QUERY SELECT false, 0::int8, 0::int8, 0, 0::int8;
+    RETURN;
+  END IF;
+  RETURN QUERY WITH s AS (
+    SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
+    FROM ${table} WHERE namespace = ns
+  ), candidates AS (
+    SELECT key, byte_size, created_at FROM ${table}
+    WHERE namespace = ns
+      AND ((SELECT s.n FROM s) > max_entries OR (SELECT s.bytes FROM s) > max_bytes)
+    ORDER BY created_at, key LIMIT batch
+    FOR UPDATE SKIP LOCKED
+  ), c AS (
+    SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
+    FROM candidates
+    WINDOW w AS (ORDER BY created_at, key)
+  ), gone AS (
+    DELETE FROM ${table} AS e USING c
+    WHERE e.namespace = ns AND e.key = c.key
+      AND (c.rn <= (SELECT s.n FROM s) - target_entries
+        OR (SELECT s.bytes FROM s) - c.before > target_bytes)
+    RETURNING e.byte_size
+  )
+  SELECT true, (SELECT s.n FROM s), (SELECT s.bytes FROM s), count(*)::int,
+    coalesce(sum(gone.byte_size), 0)::int8
+  FROM gone;
+END $evict$;
 END $cachekit$`,
     read: `SELECT kind,
   CASE WHEN etag IS NOT NULL AND (etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
@@ -164,35 +210,9 @@ RETURNING expires_at > now() AS live`,
     invalidateTags:
       `WITH gone AS (DELETE FROM ${table} WHERE namespace = $1::text AND tags && $2::text[] RETURNING 1)
 SELECT count(*)::int AS n FROM gone`,
-    // Oldest first, until the namespace is within both bounds, at most $4
-    // rows; one instance per namespace at a time (the InitPlan's lock).
-    // Rows other transactions hold are skipped, so eviction never waits.
-    evict: `WITH l AS (
-  SELECT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || $1::text)) AS locked
-), s AS (
-  SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
-  FROM ${table}
-  WHERE namespace = $1::text AND (SELECT locked FROM l)
-), candidates AS (
-  SELECT key, byte_size, created_at FROM ${table}
-  WHERE namespace = $1::text
-    AND ((SELECT n FROM s) > $2::int8 OR (SELECT bytes FROM s) > $3::int8)
-  ORDER BY created_at, key LIMIT $4::int
-  FOR UPDATE SKIP LOCKED
-), c AS (
-  SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
-  FROM candidates
-  WINDOW w AS (ORDER BY created_at, key)
-), gone AS (
-  DELETE FROM ${table} AS e USING c
-  WHERE e.namespace = $1::text AND e.key = c.key
-    AND (c.rn <= (SELECT n FROM s) - $2::int8 OR (SELECT bytes FROM s) - c.before > $3::int8)
-  RETURNING e.byte_size
-)
-SELECT (SELECT locked FROM l) AS locked, (SELECT n FROM s) AS entries,
-  (SELECT bytes FROM s) AS bytes, count(*)::int AS n,
-  coalesce(sum(byte_size), 0)::int8 AS freed
-FROM gone`,
+    // One instance per namespace at a time: see the function above.
+    evict:
+      `SELECT * FROM ${evictFunction}($1::text, $2::int8, $3::int8, $4::int, $5::int8, $6::int8)`,
     vacuum: `VACUUM (SKIP_LOCKED) ${table}`,
     stats:
       `SELECT count(*)::int8 AS entries, coalesce(sum(byte_size), 0)::int8 AS bytes

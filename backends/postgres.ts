@@ -1129,7 +1129,7 @@ export class PostgresBackend implements CacheBackend {
     this.#evicting = (async () => {
       do {
         this.#evictAgain = false;
-        await this.evict();
+        await this.#evict(EVICTION_HEADROOM);
       } while (this.#evictAgain && this.#closed === undefined);
     })()
       .catch((error) => report(this.#onError, error, this.#context("evict")))
@@ -1146,15 +1146,28 @@ export class PostgresBackend implements CacheBackend {
    */
   async evict(): Promise<number> {
     this.#checkOpen("evict");
+    return await this.#evict(1);
+  }
+
+  /**
+   * Evicts when the namespace is over a bound, down to `share` of each
+   * bound: background eviction leaves headroom, so that the writes made
+   * while it runs do not carry the namespace far over.
+   */
+  async #evict(share: number): Promise<number> {
+    const entriesTarget = Math.floor(this.#maxEntries * share);
+    const bytesTarget = Math.floor(this.#maxBytes * share);
     let total = 0;
-    // Rows a batch picked may have gone meanwhile: a few rounds more, while
-    // this instance holds the lock and the namespace is still over.
-    for (let round = 0; round < 1000 && this.#closed === undefined; round++) {
+    // Batch after batch while this instance holds the lock and a batch
+    // comes back full: each statement checks the bounds itself.
+    while (this.#closed === undefined) {
       const [row] = await this.#query("evict", this.#sql.evict, [
         this.namespace,
         this.#maxEntries,
         this.#maxBytes,
         this.#evictBatch,
+        entriesTarget,
+        bytesTarget,
       ]);
       if (row?.locked !== true) break;
       const evicted = Number(row.n);
@@ -1163,7 +1176,7 @@ export class PostgresBackend implements CacheBackend {
       const entries = Number(row.entries) - evicted;
       const bytes = Number(row.bytes) - Number(row.freed);
       this.#sizes = { entries, bytes };
-      if (entries <= this.#maxEntries && bytes <= this.#maxBytes) break;
+      if (evicted < this.#evictBatch) break;
     }
     return total;
   }
@@ -1367,7 +1380,10 @@ export class PostgresBackend implements CacheBackend {
     this.#ready ??= (async () => {
       const driver = await this.#driver;
       this.#roundTrips++;
-      const [row] = await driver.query(this.#sql.present, [this.#sql.table]);
+      const [row] = await driver.query(this.#sql.present, [
+        this.#sql.table,
+        this.#sql.evictSignature,
+      ]);
       if (row?.present !== true) {
         this.#roundTrips++;
         await driver.query(this.#sql.create, []);
@@ -1414,6 +1430,9 @@ export class PostgresBackend implements CacheBackend {
 }
 
 type Row = Record<string, unknown>;
+
+/** The share of each bound that write-triggered eviction evicts down to. */
+const EVICTION_HEADROOM = 0.9;
 
 /** Operations that wait for this process's queued writes first. */
 const ORDERED_AFTER_WRITES = new Set([

@@ -197,15 +197,18 @@ for (const kind of postgresKinds) {
         const after = await keysOf(query, table, namespace);
         assert.deepEqual(after, newest(after.length));
         assert.ok(after.length <= 220, `${after.length} entries left`);
+        // Background eviction goes down to 90% of the bound, for headroom.
+        assert.ok(after.length >= 180, `${after.length} entries left`);
         const second = open({ namespace, maxEntries: 200 });
-        assert.equal(await second.evict(), after.length - 200);
-        assert.deepEqual(await keysOf(query, table, namespace), newest(200));
+        const kept = Math.min(after.length, 200);
+        assert.equal(await second.evict(), after.length - kept);
+        assert.deepEqual(await keysOf(query, table, namespace), newest(kept));
         // A rewrite makes an old key new again: it outlives untouched ones.
-        const oldest = key(n - 200);
+        const oldest = newest(kept)[0];
         await second.set(oldest, "again");
         await fill(query, table, uniqueNamespace("elsewhere"), 5);
         const other = open({ namespace, maxEntries: 150 });
-        assert.equal(await other.evict(), 50);
+        assert.equal(await other.evict(), kept - 150);
         const left = await keysOf(query, table, namespace);
         assert.ok(left.includes(oldest), "the rewritten key was evicted");
         assert.deepEqual(
