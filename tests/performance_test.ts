@@ -188,16 +188,36 @@ async function gatedDriver(): Promise<{
   };
 }
 
-Deno.test("writes off the critical path: a MISS is answered before its upsert completes", async () => {
+/** Runs `fn` with a backend on a fresh PGlite table behind a gated driver. */
+async function withGatedBackend(
+  prefix: string,
+  options: Partial<ConstructorParameters<typeof PostgresBackend>[0]>,
+  fn: (
+    backend: PostgresBackend,
+    gated: Awaited<ReturnType<typeof gatedDriver>>,
+    table: string,
+  ) => Promise<void>,
+): Promise<void> {
   const gated = await gatedDriver();
-  const table = uniqueTable("offpath");
+  const table = uniqueTable(prefix);
   const backend = new PostgresBackend({
+    ...options,
     client: gated.driver,
     table,
     sweepInterval: 0,
   });
   try {
     await backend.ready();
+    await fn(backend, gated, table);
+  } finally {
+    gated.release();
+    await backend.close();
+    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
+  }
+}
+
+Deno.test("writes off the critical path: a MISS is answered before its upsert completes", async () => {
+  await withGatedBackend("offpath", {}, async (backend, gated, table) => {
     const app = new Hono();
     app.get("/", cached({ backend }), (c) => c.text("body"));
     gated.hold();
@@ -213,23 +233,11 @@ Deno.test("writes off the critical path: a MISS is answered before its upsert co
     // A read of this process waits for its own pending write.
     const hit = await app.request("/");
     assert.equal(hit.headers.get("x-cache"), "HIT");
-  } finally {
-    gated.release();
-    await backend.close();
-    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
-  }
+  });
 });
 
 Deno.test("wait: true awaits the upsert before answering", async () => {
-  const gated = await gatedDriver();
-  const table = uniqueTable("wait");
-  const backend = new PostgresBackend({
-    client: gated.driver,
-    table,
-    sweepInterval: 0,
-  });
-  try {
-    await backend.ready();
+  await withGatedBackend("wait", {}, async (backend, gated) => {
     const app = new Hono();
     app.get("/", cached({ backend, wait: true }), (c) => c.text("body"));
     gated.hold();
@@ -243,26 +251,13 @@ Deno.test("wait: true awaits the upsert before answering", async () => {
     gated.release();
     const res = await pending;
     assert.equal(res.headers.get("x-cache"), "MISS");
-  } finally {
-    gated.release();
-    await backend.close();
-    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
-  }
+  });
 });
 
 Deno.test("bounded write queue: when it is full, writes are dropped and counted, and requests still succeed", async () => {
-  const gated = await gatedDriver();
-  const table = uniqueTable("queue");
   const errors: unknown[] = [];
-  const backend = new PostgresBackend({
-    client: gated.driver,
-    table,
-    sweepInterval: 0,
-    maxQueuedWrites: 2,
-    maxBatchSize: 1,
-  });
-  try {
-    await backend.ready();
+  const options = { maxQueuedWrites: 2, maxBatchSize: 1 };
+  await withGatedBackend("queue", options, async (backend, gated) => {
     gated.hold();
     const first = backend.set("in-flight", 1); // taken by the batcher
     while (gated.held() === 0) await new Promise((r) => setTimeout(r, 1));
@@ -284,11 +279,7 @@ Deno.test("bounded write queue: when it is full, writes are dropped and counted,
     assert.ok(errors.some((error) => error instanceof CacheQueueFullError));
     assert.equal(await backend.get("dropped"), undefined);
     assert.equal(await backend.get("q2"), 2);
-  } finally {
-    gated.release();
-    await backend.close();
-    await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
-  }
+  });
 });
 
 Deno.test("local tier: repeated hits are served without a query", async () => {
