@@ -247,6 +247,9 @@ Deno.test({
   ignore: !DATABASE_URL,
   async fn() {
     const table = uniqueTable("swr");
+    // The refresh waits until both stale responses are in, so neither can
+    // be answered from the refreshed entry.
+    const refreshGate = gate();
     const backends = [0, 1].map(() =>
       new PostgresBackend({ dsn: DATABASE_URL!, table, sweepInterval: 0 })
     );
@@ -263,7 +266,11 @@ Deno.test({
             staleWhileRevalidate: 600,
             wait: true,
           }),
-          (c) => c.text(`version ${++runs}`),
+          async (c) => {
+            const run = ++runs;
+            if (run > 1) await refreshGate.promise;
+            return c.text(`version ${run}`);
+          },
         );
         return app;
       });
@@ -279,6 +286,7 @@ Deno.test({
         assert.equal(res.headers.get("x-cache"), "STALE");
         assert.equal(await res.text(), "version 1");
       }
+      refreshGate.open();
       const deadline = Date.now() + 3000;
       let body = "";
       while (Date.now() < deadline) {
@@ -290,6 +298,7 @@ Deno.test({
       assert.equal(body, "version 2");
       assert.equal(runs, 2, "one refresh across both instances");
     } finally {
+      refreshGate.open();
       await Promise.all(backends.map((backend) => backend.close()));
       await dropTable(table);
     }
