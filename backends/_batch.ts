@@ -15,7 +15,6 @@ export class Batcher<T, R> {
   #run: (items: T[]) => Promise<R[]>;
   #maxBatch: number;
   #maxInflight: number;
-  #pending = new Set<Promise<unknown>>();
 
   /**
    * @param run Runs one batch, resolving to one result per item, in order.
@@ -37,21 +36,8 @@ export class Batcher<T, R> {
     return this.#queue.length;
   }
 
-  /** Resolves once every item added so far has settled. */
-  async drain(): Promise<void> {
-    await Promise.allSettled([...this.#pending]);
-  }
-
   /** Queues `item`; an idle batcher sends it at the end of this tick. */
   add(item: T): Promise<R> {
-    const result = this.#enqueue(item);
-    this.#pending.add(result);
-    const forget = () => void this.#pending.delete(result);
-    result.then(forget, forget);
-    return result;
-  }
-
-  #enqueue(item: T): Promise<R> {
     return new Promise<R>((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
       if (!this.#scheduled) {

@@ -585,8 +585,11 @@ export class PostgresBackend implements CacheBackend {
   #evictAgain = false;
   #vacuum = true;
   #shut = false;
+  /** The namespace's size: as last counted, plus this process's writes since. */
   #sizes = { entries: 0, bytes: 0 };
   #releases = new Set<Promise<void>>();
+  #pendingWrites = new Set<Promise<void>>();
+  #waitingWrites = 0;
   #useSessions: boolean;
   #evicting: Promise<void> | undefined;
   #counters = zeroCounters();
@@ -940,7 +943,7 @@ export class PostgresBackend implements CacheBackend {
     this.#closed ??= (async () => {
       clearInterval(this.#sweepTimer);
       // Work already accepted finishes: queued writes, then lock releases.
-      await this.#writes.drain();
+      await this.#settleWrites();
       await Promise.allSettled([...this.#releases]);
       await this.#sweeping;
       await this.#evicting;
@@ -1050,8 +1053,10 @@ export class PostgresBackend implements CacheBackend {
     await this.#announce(writes.map((write) => write.key));
     // Check the bounds every 5% of maxEntries writes or of maxBytes written.
     this.#writesSinceEvict += writes.length;
+    this.#sizes.entries += writes.length;
     for (const write of writes) {
       this.#bytesSinceEvict += write.entry.body.byteLength;
+      this.#sizes.bytes += write.entry.body.byteLength;
     }
     if (
       this.#closed === undefined &&
@@ -1113,11 +1118,34 @@ export class PostgresBackend implements CacheBackend {
     checkKey(key);
     const terms = writeTerms(options);
     this.#checkOpen("writeEntry");
-    if (this.#writes.queued >= this.#maxQueuedWrites) {
+    if (this.#writes.queued + this.#waitingWrites >= this.#maxQueuedWrites) {
       this.#counters.droppedWrites++;
       throw new CacheQueueFullError(this.#maxQueuedWrites);
     }
-    await this.#writes.add({ key, entry, terms });
+    const write = this.#write({ key, entry, terms });
+    this.#pendingWrites.add(write);
+    const forget = () => void this.#pendingWrites.delete(write);
+    write.then(forget, forget);
+    await write;
+  }
+
+  async #write(write: Write): Promise<void> {
+    // Back-pressure on writes (never on reads): while an eviction runs and
+    // this process estimates the namespace at its bound, writes wait for it,
+    // so a burst cannot carry the namespace far over.
+    if (
+      this.#evicting &&
+      (this.#sizes.entries >= this.#maxEntries ||
+        this.#sizes.bytes + write.entry.body.byteLength > this.#maxBytes)
+    ) {
+      this.#waitingWrites++;
+      try {
+        await this.#evicting;
+      } finally {
+        this.#waitingWrites--;
+      }
+    }
+    await this.#writes.add(write);
   }
 
   /** Evicts in the background; a request made meanwhile runs after it. */
@@ -1346,6 +1374,11 @@ export class PostgresBackend implements CacheBackend {
       this.#now() < this.#openUntil;
   }
 
+  /** Resolves once every write accepted so far has settled. */
+  async #settleWrites(): Promise<void> {
+    await Promise.allSettled([...this.#pendingWrites]);
+  }
+
   #checkOpen(operation: string): void {
     if (this.#closed) {
       throw new Error(
@@ -1406,7 +1439,7 @@ export class PostgresBackend implements CacheBackend {
     if (ORDERED_AFTER_WRITES.has(operation)) {
       // A delete must not be overtaken by a write this process queued
       // before it: the write would bring the entry back.
-      await this.#writes.drain();
+      await this.#settleWrites();
     }
     const transaction = options?.transaction;
     if (transaction) {

@@ -372,6 +372,9 @@ try {
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { onnotice: () => {} });
   await sql.unsafe(`DROP TABLE IF EXISTS "${table}"`);
+  await sql.unsafe(
+    `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
+  );
   await sql.end();
 }
 

@@ -43,10 +43,16 @@ export async function withServer<T>(
   }
 }
 
-/** Drops a table of the real server. */
+/** SQL that drops a backend's table and its eviction function. */
+export function dropTableSql(table: string): string {
+  return `DROP TABLE IF EXISTS "${table}";
+DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`;
+}
+
+/** Drops a table of the real server, with its eviction function. */
 export function dropTable(table: string): Promise<void> {
   return withServer(async (sql) => {
-    await sql.unsafe(`DROP TABLE IF EXISTS "${table}"`);
+    await sql.unsafe(dropTableSql(table)).simple();
   });
 }
 

@@ -15,6 +15,8 @@ import {
 } from "../backends/sql_driver.ts";
 import {
   DATABASE_URL,
+  dropTable,
+  dropTableSql,
   pglite,
   uniqueNamespace,
   uniqueTable,
@@ -79,7 +81,9 @@ async function onTable(
     }, table);
   } finally {
     for (const backend of opened) await backend.close();
-    await db.query(`DROP TABLE IF EXISTS "${table}"`);
+    for (const statement of dropTableSql(table).split(";\n")) {
+      await db.query(statement);
+    }
   }
 }
 
@@ -305,7 +309,9 @@ pgTest(
       }
     } finally {
       await backend.close();
-      await db.query(`DROP TABLE IF EXISTS "${table}"`);
+      for (const statement of dropTableSql(table).split(";\n")) {
+        await db.query(statement);
+      }
     }
   },
 );
@@ -473,7 +479,9 @@ pgTest("the table is created on first use", async (db) => {
     ]);
   } finally {
     await backend.close();
-    await db.query(`DROP TABLE IF EXISTS "${table}"`);
+    for (const statement of dropTableSql(table).split(";\n")) {
+      await db.query(statement);
+    }
   }
 });
 
@@ -790,7 +798,7 @@ Deno.test({
       const [row] = await sql`SELECT 1 AS one`;
       assert.equal(row.one, 1);
     } finally {
-      await sql.unsafe(`DROP TABLE IF EXISTS "${table}"`);
+      await sql.unsafe(dropTableSql(table)).simple();
       await sql.end({ timeout: 5 });
     }
   },
@@ -917,7 +925,7 @@ Deno.test({
     } finally {
       await other.close();
       await end();
-      await withServer((sql) => sql.unsafe(`DROP TABLE IF EXISTS "${table}"`));
+      await dropTable(table);
     }
   },
 });
