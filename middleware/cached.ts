@@ -886,6 +886,15 @@ export function cached(options: CachedOptions): CacheMiddleware {
       // Another request of this process is computing the key: wait for it,
       // and look again if it produced nothing to share.
       const leader = computing.get(key);
+      const pending = writes.get(key);
+      if (!leader && pending && reading) {
+        // A computation just ended and its write is on its way: read that
+        // instead of computing again. (This process's requests share one
+        // lock session, where advisory locks are re-entrant, so the lock
+        // would not stop a second computation here.)
+        await pending;
+        continue;
+      }
       if (!leader) {
         const computation = new Promise<Replay | undefined>((resolve) =>
           settle = resolve
