@@ -83,11 +83,6 @@ export class LocalTier {
     this.#slots.clear();
     if (listening) this.#listening = true;
   }
-
-  /** How many entries are held. */
-  get size(): number {
-    return this.#slots.size;
-  }
 }
 
 /** A 32-bit FNV-1a hash of `text`, as 8 hex digits. */

@@ -83,16 +83,16 @@ export interface BackendKind {
   ): Promise<{ backend: CacheBackend; dispose(): Promise<void> }>;
 }
 
-/** Memory, PostgreSQL on PGlite, and PostgreSQL on the real server. */
-export const backendKinds: BackendKind[] = [
-  {
-    name: "memory",
-    available: true,
-    open(options) {
-      const backend = new MemoryBackend({ namespace: options?.namespace });
-      return Promise.resolve({ backend, dispose: () => backend.close() });
-    },
-  },
+/** A kind of backend that is a PostgresBackend. */
+export interface PostgresKind extends BackendKind {
+  /** Opens a PostgresBackend on a fresh table; `dispose` drops it. */
+  open(
+    options?: Omit<PostgresBackendOptions, "dsn" | "client" | "embedded">,
+  ): Promise<{ backend: PostgresBackend; dispose(): Promise<void> }>;
+}
+
+/** PostgreSQL on PGlite, and PostgreSQL on the real server. */
+export const postgresKinds: PostgresKind[] = [
   {
     name: "postgres on PGlite",
     available: true,
@@ -134,4 +134,17 @@ export const backendKinds: BackendKind[] = [
       });
     },
   },
+];
+
+/** Memory, PostgreSQL on PGlite, and PostgreSQL on the real server. */
+export const backendKinds: BackendKind[] = [
+  {
+    name: "memory",
+    available: true,
+    open(options) {
+      const backend = new MemoryBackend({ namespace: options?.namespace });
+      return Promise.resolve({ backend, dispose: () => backend.close() });
+    },
+  },
+  ...postgresKinds,
 ];

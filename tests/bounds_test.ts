@@ -14,6 +14,7 @@ import {
   DATABASE_URL,
   dropTable,
   pglite,
+  postgresKinds,
   uniqueNamespace,
   uniqueTable,
   withServer,
@@ -22,9 +23,6 @@ import {
 type Row = Record<string, unknown>;
 type Query = (text: string, params?: unknown[]) => Promise<Row[]>;
 
-const postgresKinds = backendKinds.filter((kind) =>
-  kind.name.startsWith("postgres")
-);
 const SERVER = "postgres on the real server";
 
 /**

@@ -14,14 +14,12 @@ import {
   DATABASE_URL,
   dropTable,
   pglite,
+  postgresKinds,
   uniqueNamespace,
   uniqueTable,
   withServer,
 } from "./_helpers.ts";
 
-const postgresKinds = backendKinds.filter((kind) =>
-  kind.name.startsWith("postgres")
-);
 const serverKind = backendKinds.find((kind) =>
   kind.name === "postgres on the real server"
 )!;

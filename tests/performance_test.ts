@@ -6,64 +6,19 @@ import { Hono } from "hono";
 import { CacheQueueFullError, PostgresBackend } from "../backends/postgres.ts";
 import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
 import { cached } from "../middleware/cached.ts";
-import { DATABASE_URL, dropTable, pglite, uniqueTable } from "./_helpers.ts";
+import {
+  DATABASE_URL,
+  dropTable,
+  pglite,
+  postgresKinds,
+  uniqueTable,
+} from "./_helpers.ts";
 import { spawnFixture } from "./_process.ts";
 import { startProxy } from "./_proxy.ts";
 
 const quiet = () => {};
 
-/** The real server and PGlite, each with a fresh table. */
-const servers = [
-  {
-    name: "PGlite",
-    available: true,
-    async open(
-      options: Partial<ConstructorParameters<typeof PostgresBackend>[0]> = {},
-    ) {
-      const table = uniqueTable("perf");
-      const backend = new PostgresBackend({
-        client: await pglite(),
-        table,
-        sweepInterval: 0,
-        ...options,
-      });
-      await backend.ready();
-      return {
-        backend,
-        async dispose() {
-          await backend.clearTable().catch(() => {});
-          await backend.close();
-          await (await pglite()).query(`DROP TABLE IF EXISTS "${table}"`);
-        },
-      };
-    },
-  },
-  {
-    name: "the real server",
-    available: DATABASE_URL !== undefined,
-    async open(
-      options: Partial<ConstructorParameters<typeof PostgresBackend>[0]> = {},
-    ) {
-      const table = uniqueTable("perf");
-      const backend = new PostgresBackend({
-        dsn: DATABASE_URL!,
-        table,
-        sweepInterval: 0,
-        ...options,
-      });
-      await backend.ready();
-      return {
-        backend,
-        async dispose() {
-          await backend.close();
-          await dropTable(table);
-        },
-      };
-    },
-  },
-];
-
-for (const server of servers) {
+for (const server of postgresKinds) {
   Deno.test({
     name:
       `batched reads on ${server.name}: 64 concurrent cold-start hits use at most 4 queries`,
@@ -71,6 +26,7 @@ for (const server of servers) {
     async fn() {
       const { backend, dispose } = await server.open();
       try {
+        await backend.ready();
         let runs = 0;
         const app = new Hono();
         app.get("/item/:id", cached({ backend, wait: true }), (c) => {
@@ -103,6 +59,7 @@ for (const server of servers) {
     async fn() {
       const { backend, dispose } = await server.open();
       try {
+        await backend.ready();
         await backend.set("a", "A");
         await backend.set("b", new Uint8Array([1, 2, 3]));
         let before = backend.roundTrips;
@@ -135,6 +92,7 @@ for (const server of servers) {
     async fn() {
       const { backend, dispose } = await server.open();
       try {
+        await backend.ready();
         const before = backend.roundTrips;
         await Promise.all([
           ...Array.from(
