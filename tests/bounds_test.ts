@@ -10,7 +10,6 @@ import {
 import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
 import type { CacheStats } from "../backends/types.ts";
 import {
-  backendKinds,
   DATABASE_URL,
   dropTable,
   pglite,
