@@ -32,6 +32,7 @@ import {
   zeroCounters,
 } from "./_codec.ts";
 import { Batcher } from "./_batch.ts";
+import { CircuitBreaker } from "./_breaker.ts";
 import { fnv1a, LocalTier } from "./_local.ts";
 import { burstLogger, report } from "./_report.ts";
 import { parseTableName, type Statements, statements } from "./_sql.ts";
@@ -480,6 +481,58 @@ export class CacheTimeoutError extends Error {
   }
 }
 
+/**
+ * The error a change (a write, delete or purge) rejects with when it timed
+ * out, was cancelled, and the database did not say in time whether it had
+ * committed first: the change may or may not have taken effect. A change
+ * that rejects with {@linkcode CacheTimeoutError} instead did not commit.
+ *
+ * @example Retrying a purge whose outcome is unknown
+ * ```ts
+ * import { CacheOutcomeUnknownError } from "@cachekit/hono/postgres";
+ * import assert from "node:assert/strict";
+ *
+ * let attempts = 0;
+ * async function purge(): Promise<void> {
+ *   attempts++;
+ *   if (attempts === 1) throw new CacheOutcomeUnknownError("invalidateTags");
+ * }
+ * // A purge is safe to repeat.
+ * for (;;) {
+ *   try {
+ *     await purge();
+ *     break;
+ *   } catch (error) {
+ *     if (!(error instanceof CacheOutcomeUnknownError)) throw error;
+ *   }
+ * }
+ * assert.equal(attempts, 2);
+ * ```
+ */
+export class CacheOutcomeUnknownError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param operation The change whose outcome is unknown.
+   * @param options The error that left it unknown, as `cause`.
+   *
+   * @example Telling an unknown outcome apart
+   * ```ts
+   * import { CacheOutcomeUnknownError } from "@cachekit/hono/postgres";
+   *
+   * const error: unknown = new CacheOutcomeUnknownError("writeEntry");
+   * console.log(error instanceof CacheOutcomeUnknownError); // true
+   * ```
+   */
+  constructor(operation: string, options?: ErrorOptions) {
+    super(
+      `Cache ${operation} timed out, and whether it committed is unknown`,
+      options,
+    );
+    this.name = "CacheOutcomeUnknownError";
+  }
+}
+
 function positiveInteger(name: string, value: unknown): number {
   if (!Number.isInteger(value) || (value as number) < 1) {
     throw new RangeError(
@@ -569,12 +622,7 @@ export class PostgresBackend implements CacheBackend {
   #sweeping: Promise<number> | undefined;
   #closed: Promise<void> | undefined;
   #roundTrips = 0;
-  #breakerThreshold: number;
-  #breakerCooldown: number;
-  #now: () => number;
-  #failures = 0;
-  #openUntil = 0;
-  #probing = false;
+  #breaker: CircuitBreaker;
   #session: Promise<SqlSession> | undefined;
   #maxEntries: number;
   #maxBytes: number;
@@ -590,7 +638,6 @@ export class PostgresBackend implements CacheBackend {
   #releases = new Set<Promise<void>>();
   #pendingWrites = new Set<Promise<void>>();
   #waitingWrites = 0;
-  #useSessions: boolean;
   #evicting: Promise<void> | undefined;
   #counters = zeroCounters();
   #maxBatchSize: number;
@@ -697,15 +744,11 @@ export class PostgresBackend implements CacheBackend {
         nonNegativeNumber("localCache.maxAge", local.maxAge ?? 60) * 1000,
       );
     }
-    this.#breakerThreshold = positiveInteger(
-      "breakerThreshold",
-      options.breakerThreshold ?? 5,
+    this.#breaker = new CircuitBreaker(
+      positiveInteger("breakerThreshold", options.breakerThreshold ?? 5),
+      nonNegativeNumber("breakerCooldown", options.breakerCooldown ?? 1000),
+      options.now ?? Date.now,
     );
-    this.#breakerCooldown = nonNegativeNumber(
-      "breakerCooldown",
-      options.breakerCooldown ?? 1000,
-    );
-    this.#now = options.now ?? Date.now;
     this.#onError = options.onError ?? burstLogger();
     if (typeof this.#onError !== "function") {
       throw new TypeError(
@@ -714,13 +757,6 @@ export class PostgresBackend implements CacheBackend {
       );
     }
 
-    // Cross-process locks hold one connection of the pool: a pool of one
-    // connection cannot spare it.
-    const clientMax = (options.client as { options?: { max?: unknown } })
-      ?.options?.max;
-    this.#useSessions = options.dsn !== undefined
-      ? maxSize >= 2
-      : typeof clientMax !== "number" || clientMax >= 2;
     if (options.dsn !== undefined) {
       const sql = postgres(checkDsn(options.dsn), {
         max: maxSize,
@@ -980,11 +1016,14 @@ export class PostgresBackend implements CacheBackend {
       return local;
     }
     const generation = this.#local?.generation;
-    const entry = await withTimeout(
-      this.#reads.add({ key, etags }),
-      this.#queryTimeout,
-      "readEntry",
-    ).then(toStoredEntry);
+    // The breaker counts this read's own deadline, queueing included: while
+    // the database hangs, at most breakerThreshold reads wait it out.
+    const entry = await this.#guard("readEntry", () =>
+      withTimeout(
+        this.#reads.add({ key, etags }),
+        this.#queryTimeout,
+        "readEntry",
+      )).then(toStoredEntry);
     if (!entry) this.#counters.misses++;
     else if (entry.stale) this.#counters.staleServes++;
     else {
@@ -996,14 +1035,14 @@ export class PostgresBackend implements CacheBackend {
 
   async #readBatch(batch: Lookup[]): Promise<(Row | undefined)[]> {
     if (batch.length === 1) {
-      const rows = await this.#query("readEntry", this.#sql.read, [
+      const rows = await this.#run("readEntry", this.#sql.read, [
         this.namespace,
         batch[0].key,
         [...batch[0].etags],
       ]);
       return [rows[0]];
     }
-    const rows = await this.#query("readEntry", this.#sql.readMany, [
+    const rows = await this.#run("readEntry", this.#sql.readMany, [
       this.namespace,
       batch.map((lookup) => lookup.key),
       batch.map((lookup) => lookup.etags.join("\x1f")),
@@ -1014,13 +1053,15 @@ export class PostgresBackend implements CacheBackend {
   }
 
   async #writeBatch(batch: Write[]): Promise<void[]> {
-    // One row per key: the last write of a key in the batch wins.
+    // One row per key, the last write of a key in the batch winning, in key
+    // order: concurrent batches then lock rows in one order, and never
+    // deadlock.
     const last = new Map<string, Write>();
     for (const write of batch) last.set(write.key, write);
-    const writes = [...last.values()];
+    const writes = [...last.values()].sort(byKey);
     if (writes.length === 1) {
       const [{ key, entry, terms }] = writes;
-      await this.#query("writeEntry", this.#sql.write, [
+      await this.#run("writeEntry", this.#sql.write, [
         this.namespace,
         key,
         entry.kind,
@@ -1032,7 +1073,7 @@ export class PostgresBackend implements CacheBackend {
         terms.staleFor,
       ]);
     } else {
-      await this.#query(
+      await this.#run(
         "writeEntry",
         this.#sql.writeMany(writes.length),
         [
@@ -1122,7 +1163,10 @@ export class PostgresBackend implements CacheBackend {
       this.#counters.droppedWrites++;
       throw new CacheQueueFullError(this.#maxQueuedWrites);
     }
-    const write = this.#write({ key, entry, terms });
+    const write = this.#guard(
+      "writeEntry",
+      () => this.#write({ key, entry, terms }),
+    );
     this.#pendingWrites.add(write);
     const forget = () => void this.#pendingWrites.delete(write);
     write.then(forget, forget);
@@ -1264,36 +1308,43 @@ export class PostgresBackend implements CacheBackend {
   async lock(key: string, options?: ReadEntryOptions): Promise<KeyLock> {
     checkKey(key);
     this.#checkOpen("lock");
-    const driver = await this.#connected();
-    if (!driver.session || !this.#useSessions) {
+    const driver = this.#readyDriver ?? await this.#driver;
+    if (!driver.session) {
       return { acquired: true, release: () => Promise.resolve() };
     }
-    const session = await this.#lockSession(driver);
     const params = [this.namespace, key];
-    let acquired: boolean;
-    let entry: StoredEntry | undefined;
-    try {
-      // Pipelined on one connection: the read runs after the lock is taken.
-      const [locked, read] = await this.#guard("lock", async () => {
-        this.#roundTrips += 2;
+    let session: SqlSession | undefined;
+    const [locked, read] = await this.#guard("lock", async () => {
+      try {
+        // One deadline for the whole attempt: the connection, the lock
+        // session, then the lock and the re-read, pipelined on the session
+        // so that the read runs after the lock is taken.
         return await withTimeout(
-          Promise.all([
-            session.query(this.#sql.lock, params),
-            session.query(this.#sql.read, [
-              ...params,
-              [...options?.etags ?? []],
-            ]),
-          ]),
+          (async () => {
+            await this.#connected();
+            session = await this.#lockSession(driver);
+            this.#roundTrips += 2;
+            return await Promise.all([
+              session.query(this.#sql.lock, params),
+              session.query(this.#sql.read, [
+                ...params,
+                [...options?.etags ?? []],
+              ]),
+            ]);
+          })(),
           this.#queryTimeout,
           "lock",
         );
-      });
-      acquired = locked[0]?.acquired === true;
-      entry = acquired ? toStoredEntry(read[0]) : undefined;
-    } catch (error) {
-      this.#dropSession(session);
-      throw error;
-    }
+      } catch (error) {
+        // Whether the lock was taken is unknown: close the session, and
+        // PostgreSQL releases whatever it holds.
+        if (session) this.#dropSession(session);
+        throw error;
+      }
+    });
+    const acquired = locked[0]?.acquired === true;
+    const entry = acquired ? toStoredEntry(read[0]) : undefined;
+    const held = session!;
     let released: Promise<void> | undefined;
     return {
       acquired,
@@ -1304,13 +1355,13 @@ export class PostgresBackend implements CacheBackend {
         released = this.#guard("unlock", async () => {
           this.#roundTrips++;
           await withTimeout(
-            session.query(this.#sql.unlock, params),
+            held.query(this.#sql.unlock, params),
             this.#queryTimeout,
             "unlock",
           );
         }).catch((error) => {
           // A lock that cannot be released is released with its connection.
-          this.#dropSession(session);
+          this.#dropSession(held);
           throw error;
         });
         const settled = released.catch(() => {});
@@ -1321,57 +1372,50 @@ export class PostgresBackend implements CacheBackend {
     };
   }
 
+  /**
+   * The lock session, opened once and shared by this process's requests. An
+   * open that outlives `connectTimeout` is abandoned, and the session it
+   * yields later is closed.
+   */
   #lockSession(driver: SqlDriver): Promise<SqlSession> {
     if (!this.#session) {
-      const session = withTimeout(
-        driver.session!(),
-        this.#connectTimeout,
-        "session",
-      );
+      const opening = driver.session!();
+      const session = withTimeout(opening, this.#connectTimeout, "session");
       this.#session = session;
       session.catch(() => {
         if (this.#session === session) this.#session = undefined;
+        opening.then((late) => late.close(), () => {});
       });
     }
     return this.#session;
   }
 
+  /**
+   * Closes `session`, never returning it to a pool: its locks are unknown.
+   * The next lock opens a fresh session.
+   */
   #dropSession(session: SqlSession): void {
     const current = this.#session;
-    this.#session = undefined;
     void current?.then((held) => {
-      if (held === session) held.release();
+      if (held === session && this.#session === current) {
+        this.#session = undefined;
+      }
     }, () => {});
+    session.close();
   }
 
-  /** Runs `fn` under the circuit breaker. */
-  async #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    if (this.#failures >= this.#breakerThreshold) {
-      if (this.#now() < this.#openUntil || this.#probing) {
-        throw new CacheUnavailableError(operation);
-      }
-      this.#probing = true;
-    }
-    try {
-      const result = await fn();
-      this.#failures = 0;
-      return result;
-    } catch (error) {
-      this.#counters.errors++;
-      this.#failures++;
-      if (this.#failures >= this.#breakerThreshold) {
-        this.#openUntil = this.#now() + this.#breakerCooldown;
-      }
-      throw error;
-    } finally {
-      this.#probing = false;
-    }
+  /** Runs `fn` under the circuit breaker, counting its failures. */
+  #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    return this.#breaker.run(fn, () => new CacheUnavailableError(operation))
+      .catch((error) => {
+        if (!(error instanceof CacheUnavailableError)) this.#counters.errors++;
+        throw error;
+      });
   }
 
   /** Whether the circuit breaker is open: queries are skipped. */
   get circuitOpen(): boolean {
-    return this.#failures >= this.#breakerThreshold &&
-      this.#now() < this.#openUntil;
+    return this.#breaker.open;
   }
 
   /** Resolves once every write accepted so far has settled. */
@@ -1450,14 +1494,53 @@ export class PostgresBackend implements CacheBackend {
         ...await transaction.unsafe(text, params as never[], { prepare: true }),
       ];
     }
-    return await this.#guard(operation, async () => {
-      const driver = await this.#connected();
-      this.#roundTrips++;
+    return await this.#guard(
+      operation,
+      () => this.#run(operation, text, params),
+    );
+  }
+
+  /**
+   * Runs one statement within `queryTimeout`, after connecting (within
+   * `connectTimeout`) if need be. Not under the breaker: callers count their
+   * own failures. A change that outlives its deadline is
+   * cancelled, and its outcome awaited for one more `queryTimeout`: it
+   * rejects with {@linkcode CacheTimeoutError} only when the database says
+   * it did not commit, and with {@linkcode CacheOutcomeUnknownError} when
+   * the database does not say.
+   */
+  async #run(
+    operation: string,
+    text: string,
+    params: unknown[],
+  ): Promise<Record<string, unknown>[]> {
+    if (this.#shut) this.#checkOpen(operation);
+    const ms = this.#queryTimeout;
+    const driver = await this.#connected();
+    if (this.#shut) this.#checkOpen(operation);
+    this.#roundTrips++;
+    if (!CHANGES.has(operation)) {
       return await withTimeout(
         driver.query(text, params),
-        this.#queryTimeout,
+        ms,
         operation,
       );
+    }
+    const cancel = new AbortController();
+    const running = driver.query(text, params, { signal: cancel.signal });
+    return await deadline(running, ms, () => {
+      cancel.abort();
+      return deadline(running, ms, (): never => {
+        throw new CacheOutcomeUnknownError(operation);
+      }).catch((error) => {
+        if (error instanceof CacheOutcomeUnknownError) throw error;
+        // The server answered with an error, so the statement did not
+        // commit; any other failure (a lost connection) leaves it unknown.
+        if (!isServerError(error)) {
+          throw new CacheOutcomeUnknownError(operation, { cause: error });
+        }
+        throw new CacheTimeoutError(operation, ms);
+      });
     });
   }
 }
@@ -1475,6 +1558,15 @@ const ORDERED_AFTER_WRITES = new Set([
   "invalidateTags",
 ]);
 
+/** Operations that change entries: their timeouts say whether they committed. */
+const CHANGES = new Set([...ORDERED_AFTER_WRITES, "writeEntry"]);
+
+/** Whether `error` is the server's answer, with a SQLSTATE, to a statement. */
+function isServerError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code);
+}
+
 /** A read waiting for its batch. */
 interface Lookup {
   key: string;
@@ -1486,6 +1578,10 @@ interface Write {
   key: string;
   entry: CacheEntry;
   terms: WriteTerms;
+}
+
+function byKey(a: Write, b: Write): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
 function toStoredEntry(row: Row | undefined): StoredEntry | undefined {

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { openPgSession, pgConfigOf } from "./_pg_session.ts";
 
 /**
  * A row as a driver returns it: column names to values.
@@ -57,8 +58,47 @@ export type SqlRow = Record<string, unknown>;
 export interface SqlSession {
   /** Runs `text` with `$1`-style `params` on this connection. */
   query(text: string, params: readonly unknown[]): Promise<SqlRow[]>;
-  /** Returns the connection to its pool. */
+  /** Returns the connection to its pool: only when it holds no lock. */
   release(): void;
+  /**
+   * Closes the connection instead of returning it: used when its locks are
+   * unknown (a statement timed out or failed), so that PostgreSQL releases
+   * them with the connection and no lock leaks into a pool.
+   */
+  close(): void;
+}
+
+/**
+ * How one statement is run.
+ *
+ * @example Cancelling a statement that takes too long
+ * ```ts
+ * import type { QueryOptions, SqlDriver } from "@cachekit/hono/sql-driver";
+ * import assert from "node:assert/strict";
+ *
+ * // A stand-in driver that answers once its signal aborts.
+ * const driver: SqlDriver = {
+ *   query: (_text, _params, options?: QueryOptions) =>
+ *     new Promise((_, reject) =>
+ *       options?.signal?.addEventListener("abort", () =>
+ *         reject(new Error("canceled")))
+ *     ),
+ *   close: () => Promise.resolve(),
+ * };
+ * const controller = new AbortController();
+ * const running = driver.query("SELECT pg_sleep(10)", [], {
+ *   signal: controller.signal,
+ * });
+ * controller.abort();
+ * await assert.rejects(running, /canceled/);
+ * ```
+ */
+export interface QueryOptions {
+  /**
+   * Aborting it asks the server to cancel the statement; the query then
+   * settles as the server answers (cancelled, or done before the cancel).
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -96,7 +136,11 @@ export interface SqlSession {
  */
 export interface SqlDriver {
   /** Runs `text` with `$1`-style `params` and resolves to its rows. */
-  query(text: string, params: readonly unknown[]): Promise<SqlRow[]>;
+  query(
+    text: string,
+    params: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<SqlRow[]>;
   /**
    * Takes one connection for locks that must be held across statements.
    * Drivers without it (an embedded database, one process) coordinate in
@@ -141,9 +185,12 @@ export interface PostgresJsClient {
     query: string,
     parameters?: never[],
     options?: { prepare?: boolean },
-  ): PromiseLike<readonly SqlRow[]>;
-  /** Takes a connection out of the pool until `release()`. */
-  reserve?(): Promise<PostgresJsReserved>;
+  ): PromiseLike<readonly SqlRow[]> & { cancel?(): unknown };
+  /**
+   * Where the server is, as postgres.js resolved it: lock sessions open a
+   * connection of their own there.
+   */
+  readonly options?: PostgresJsConnectionOptions;
   /** Listens on a channel, re-listening after reconnects. */
   listen?(
     channel: string,
@@ -155,33 +202,34 @@ export interface PostgresJsClient {
 }
 
 /**
- * A postgres.js connection reserved from its pool.
+ * Where a postgres.js client's server is, from its resolved `options`.
  *
- * @example Running statements on one reserved connection
+ * @example Reading where a client connects
  * ```ts ignore
  * import postgres from "postgres";
- * import type { PostgresJsReserved } from "@cachekit/hono/sql-driver";
+ * import type { PostgresJsConnectionOptions } from "@cachekit/hono/sql-driver";
  *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * const reserved: PostgresJsReserved = await sql.reserve();
- * try {
- *   await reserved.unsafe("SELECT pg_advisory_lock($1)", [42 as never]);
- *   await reserved.unsafe("SELECT pg_advisory_unlock($1)", [42 as never]);
- * } finally {
- *   reserved.release();
- * }
+ * const sql = postgres("postgres://postgres@127.0.0.1:5432/test");
+ * const where: PostgresJsConnectionOptions = sql.options;
+ * console.log(where.host, where.port, where.database); // [ "127.0.0.1" ] [ 5432 ] test
  * await sql.end();
  * ```
  */
-export interface PostgresJsReserved {
-  /** Runs a statement with parameters on this connection. */
-  unsafe(
-    query: string,
-    parameters?: never[],
-    options?: { prepare?: boolean },
-  ): PromiseLike<readonly SqlRow[]>;
-  /** Returns the connection to the pool. */
-  release(): void;
+export interface PostgresJsConnectionOptions {
+  /** Host names, one per server. */
+  readonly host?: readonly string[];
+  /** Ports, one per host. */
+  readonly port?: readonly number[];
+  /** A Unix socket's path, or `false`. */
+  readonly path?: string | false;
+  /** The database. */
+  readonly database?: string;
+  /** The role. */
+  readonly user?: string;
+  /** The password, or a function that returns it. */
+  readonly pass?: string | (() => string | Promise<string>) | null;
+  /** TLS: a mode name, a boolean or TLS options. */
+  readonly ssl?: unknown;
 }
 
 /**
@@ -211,6 +259,8 @@ export interface DenoPostgresPoolClient {
   ): Promise<{ rows: unknown[] }>;
   /** Returns the client to its pool. */
   release(): void;
+  /** Closes the client's connection. */
+  end?(): Promise<void>;
 }
 
 /**
@@ -342,27 +392,22 @@ export function toSqlDriver(
     );
   }
   if (isPostgresJs(client)) {
+    const lockConfig = pgConfigOf(client.options);
     return {
-      async query(text, params) {
-        return [
-          ...await client.unsafe(text, params as never[], { prepare: true }),
-        ];
-      },
-      session: client.reserve
-        ? async () => {
-          const reserved = await client.reserve!();
-          return {
-            async query(text, params) {
-              return [
-                ...await reserved.unsafe(text, params as never[], {
-                  prepare: true,
-                }),
-              ];
-            },
-            release: () => reserved.release(),
-          };
+      async query(text, params, options) {
+        const pending = client.unsafe(text, params as never[], {
+          prepare: true,
+        });
+        const cancel = () => void pending.cancel?.();
+        options?.signal?.addEventListener("abort", cancel, { once: true });
+        try {
+          return [...await pending];
+        } finally {
+          options?.signal?.removeEventListener("abort", cancel);
         }
-        : undefined,
+      },
+      // Not `sql.reserve()`: see _pg_session.ts.
+      session: lockConfig ? () => openPgSession(lockConfig) : undefined,
       listen: client.listen
         ? async (channel, onNotify, onListen) => {
           const listener = await client.listen!(channel, onNotify, onListen);
@@ -406,6 +451,12 @@ export function toSqlDriver(
               .rows as SqlRow[];
           },
           release: () => connection.release(),
+          close() {
+            // Its locks go with the connection; the pool opens a new one.
+            void (connection.end?.() ?? Promise.resolve())
+              .catch(() => {})
+              .finally(() => connection.release());
+          },
         };
       },
       close: () => owned ? client.end() : Promise.resolve(),
