@@ -12,18 +12,63 @@ export async function sha256Hex(text: string): Promise<string> {
   return hex;
 }
 
+/** An absolute URL: a scheme, then `//`. */
+const ABSOLUTE = /^[a-z][a-z\d+.-]*:\/\//i;
+
 /**
- * The URL part of a key: the path and the query with its parameters sorted
- * by name (stably, so repeated names keep their order).
+ * The URL part of a key: the path exactly as the router matched it, and the
+ * query with its parameters sorted by name (stably, so repeated names keep
+ * their order).
+ *
+ * The path is the slice of the URL that Hono's router matches (its
+ * `getPath`), taken before Hono decodes it: no dot segment is resolved, no
+ * backslash becomes a slash, nothing is percent-decoded and no `//` is
+ * collapsed. `new URL()` would do all four, while `Deno.serve` hands on the
+ * request target (and the Host header) as the client sent them: two requests
+ * the router sends to different routes would then share a key, and one
+ * route's response would answer the other. The query is read where Hono
+ * reads it too. A string that starts with `/` is a path with query.
+ *
+ * @throws {TypeError} If `url` is a string that is neither a path nor an
+ * absolute URL.
  */
 export function urlPart(url: string | URL): string {
-  const parsed = typeof url === "string"
-    ? new URL(url, "http://localhost")
+  const href = typeof url !== "string"
+    ? url.href
+    : url.startsWith("/")
+    ? `http://localhost${url}`
     : url;
-  const params = new URLSearchParams(parsed.search);
+  if (!ABSOLUTE.test(href)) {
+    throw new TypeError(
+      `Cannot derive a cache key: the URL must be a path starting with "/" or an absolute URL: received ${
+        JSON.stringify(url)
+      }`,
+    );
+  }
+  return pathOf(href) + queryOf(href);
+}
+
+/** The path of an absolute URL, cut where Hono's `getPath` cuts it. */
+function pathOf(href: string): string {
+  const start = href.indexOf("/", href.indexOf(":") + 4);
+  const rest = href.slice(start === -1 ? 0 : start);
+  const length = rest.search(/[?#]/);
+  // No request's URL is a bare origin: `Request` and Deno.serve give it "/".
+  if (start === -1 && length === -1) return "/";
+  // Without a slash, Hono's path is the empty slice before the query.
+  return start === -1 ? "" : length === -1 ? rest : rest.slice(0, length);
+}
+
+/** The sorted query of an absolute URL, read where Hono's query parser reads. */
+function queryOf(href: string): string {
+  const hash = href.indexOf("#", 8);
+  const head = hash === -1 ? href : href.slice(0, hash);
+  const question = head.indexOf("?", 8);
+  if (question === -1) return "";
+  const params = new URLSearchParams(head.slice(question + 1));
   params.sort();
   const query = params.toString();
-  return query ? `${parsed.pathname}?${query}` : parsed.pathname;
+  return query ? `?${query}` : "";
 }
 
 /**
@@ -42,22 +87,66 @@ export function entryKey(
 /** The most derivations {@linkcode KeyMemo} remembers. */
 const MEMO_SIZE = 10_000;
 
+/** The most bytes the derivations {@linkcode KeyMemo} remembers may take. */
+const MEMO_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The longest input {@linkcode KeyMemo} remembers, in UTF-16 code units:
+ * hashing a longer one again costs less than pinning it.
+ */
+const MEMO_INPUT_LENGTH = 2048;
+
+/** What a remembered derivation takes besides its strings' characters. */
+const ENTRY_OVERHEAD = 64;
+
+/**
+ * The bytes a remembered derivation takes, at most: two per UTF-16 code unit
+ * (V8 stores one-byte strings in half that), and the map's slot.
+ */
+function costOf(input: string, key: string): number {
+  return 2 * (input.length + key.length) + ENTRY_OVERHEAD;
+}
+
 /**
  * Remembers the keys of recent requests: hashing with Web Crypto costs tens
- * of microseconds, about as much as the rest of a cache hit.
+ * of microseconds, about as much as the rest of a cache hit. It is bounded by
+ * count and by bytes, and does not remember inputs longer than
+ * {@linkcode MEMO_INPUT_LENGTH}.
  */
 export class KeyMemo {
   #keys = new Map<string, string>();
+  #bytes = 0;
+
+  /** How many derivations it remembers. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** The bytes its remembered derivations take, at most. */
+  get bytes(): number {
+    return this.#bytes;
+  }
 
   /** The key for `input` (any string that determines it), derived by `derive` once. */
   async get(input: string, derive: () => Promise<string>): Promise<string> {
+    // Never remembered: not even worth hashing for the lookup.
+    if (input.length > MEMO_INPUT_LENGTH) return await derive();
     const known = this.#keys.get(input);
     if (known !== undefined) return known;
     const key = await derive();
-    if (this.#keys.size >= MEMO_SIZE) {
-      this.#keys.delete(this.#keys.keys().next().value as string);
+    // A concurrent call may have remembered it meanwhile.
+    if (this.#keys.has(input)) return key;
+    const cost = costOf(input, key);
+    // Oldest first; each round removes one, and an empty memo has room.
+    for (const [oldInput, oldKey] of this.#keys) {
+      if (this.#keys.size < MEMO_SIZE && this.#bytes + cost <= MEMO_BYTES) {
+        break;
+      }
+      this.#keys.delete(oldInput);
+      this.#bytes -= costOf(oldInput, oldKey);
     }
     this.#keys.set(input, key);
+    this.#bytes += cost;
     return key;
   }
 }

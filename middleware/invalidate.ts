@@ -67,16 +67,20 @@ function urlOf(target: InvalidationTarget): string | URL {
 
 /**
  * Removes the cached GET entry of a URL, derived as `cached()` derives keys
- * (path and sorted query). Entries of routes keyed on more than the URL
- * (`vary`, `perUser`, `keyGenerator`) are better invalidated by tag.
+ * (path and sorted query). The path is taken as written, as `cached()` takes
+ * it from the request: `/a/../b`, `/a/%62` and `/a/b` are different entries,
+ * since the router may send them to different routes. Entries of routes keyed
+ * on more than the URL (`vary`, `perUser`, `keyGenerator`) are better
+ * invalidated by tag.
  *
  * @param backend The backend the route caches in.
- * @param target A path with query (`"/users?id=1"`), a URL, a `Request` or a
- * `Context`.
+ * @param target A path with query (`"/users?id=1"`), an absolute URL (as a
+ * string or a `URL`), a `Request` or a `Context`.
  * @param options With PostgresBackend, `transaction` runs the delete in the
  * caller's postgres.js transaction.
  * @returns Whether an entry was removed.
- * @throws {TypeError} If `target` is none of the accepted kinds.
+ * @throws {TypeError} If `target` is none of the accepted kinds, or a string
+ * that is neither a path starting with `/` nor an absolute URL.
  *
  * @example Invalidating a URL
  * ```ts
