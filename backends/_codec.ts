@@ -6,20 +6,31 @@ import type {
   SetOptions,
   WriteEntryOptions,
 } from "./types.ts";
+import {
+  checkJsonValue,
+  checkKey,
+  checkNamespace,
+  checkTags,
+  positiveSeconds,
+  staleSeconds,
+} from "./_validate.ts";
+
+export { checkKey, checkNamespace, positiveSeconds };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Encodes a value-API value as an entry: JSON text, or bytes as they are. */
+/**
+ * Encodes a value-API value as an entry: JSON text, or a copy of the bytes
+ * as a plain `Uint8Array`. Throws a `TypeError` for a value JSON would not
+ * keep exactly (see {@linkcode checkJsonValue}).
+ */
 export function encodeValue(value: CacheValue): CacheEntry {
-  if (value instanceof Uint8Array) return { kind: 1, body: value.slice() };
-  const text = JSON.stringify(value);
-  if (text === undefined) {
-    throw new TypeError(
-      `Cannot store value: it is not JSON-compatible: received ${typeof value}`,
-    );
+  if (value instanceof Uint8Array) {
+    return { kind: 1, body: new Uint8Array(value) };
   }
-  return { kind: 0, body: encoder.encode(text) };
+  checkJsonValue(value);
+  return { kind: 0, body: encoder.encode(JSON.stringify(value)) };
 }
 
 /** Decodes an entry written by {@linkcode encodeValue}. */
@@ -54,61 +65,21 @@ export interface WriteTerms {
   tags: string[];
 }
 
-/** Validates the options of a write. */
+/**
+ * Validates the options of a write: `expire` and `staleFor` up to 100 years
+ * (a `RangeError` otherwise), `tags` an array of valid tags (a `TypeError`,
+ * or a `RangeError` for a tag's length).
+ */
 export function writeTerms(
   options: WriteEntryOptions | SetOptions | undefined,
 ): WriteTerms {
   const expire = options?.expire;
   if (expire !== undefined) positiveSeconds("expire", expire);
-  const staleFor = (options as WriteEntryOptions | undefined)?.staleFor ?? 0;
-  if (!Number.isFinite(staleFor) || staleFor < 0) {
-    throw new RangeError(
-      `Cannot write entry: staleFor must be a non-negative number of seconds: received ${staleFor}`,
-    );
-  }
-  const tags = options?.tags ?? [];
-  for (const tag of tags) {
-    if (typeof tag !== "string" || tag === "" || hasControl(tag)) {
-      throw new TypeError(
-        `Cannot write entry: tags must be non-empty strings without control characters: received ${
-          JSON.stringify(tag)
-        }`,
-      );
-    }
-  }
+  const staleFor = staleSeconds(
+    (options as WriteEntryOptions | undefined)?.staleFor ?? 0,
+  );
+  const tags = checkTags(options?.tags ?? [], "write entry");
   return { expire: expire ?? null, staleFor, tags: [...new Set(tags)] };
-}
-
-/** Throws a `RangeError` unless `value` is a positive, finite number of seconds. */
-export function positiveSeconds(name: string, value: number): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-    throw new RangeError(
-      `Invalid option: ${name} must be a positive number of seconds: received ${value}`,
-    );
-  }
-  return value;
-}
-
-/** Throws a `TypeError` unless `namespace` is a non-empty string. */
-export function checkNamespace(owner: string, namespace: unknown): string {
-  if (typeof namespace !== "string" || namespace === "") {
-    throw new TypeError(
-      `Cannot create ${owner}: namespace must be a non-empty string: received ${
-        JSON.stringify(namespace)
-      }`,
-    );
-  }
-  return namespace;
-}
-
-/** Throws a `TypeError` unless `key` is a string. */
-export function checkKey(key: unknown): string {
-  if (typeof key !== "string") {
-    throw new TypeError(
-      `Invalid key: must be a string: received ${typeof key}`,
-    );
-  }
-  return key;
 }
 
 /** Whether `etag` is among `etags` (from a client), `*` matching any. */
@@ -117,14 +88,6 @@ export function listedEtag(
   etags: readonly string[],
 ): boolean {
   return etag !== undefined && (etags.includes(etag) || etags.includes("*"));
-}
-
-/** Whether `text` has a control character (below U+0020). */
-function hasControl(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) < 0x20) return true;
-  }
-  return false;
 }
 
 /** The per-process counters of {@linkcode CacheStats}, all zero. */
