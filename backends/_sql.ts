@@ -39,16 +39,20 @@ export interface Statements {
   present: string;
   /** The eviction function with its argument types, for `to_regprocedure`. */
   evictSignature: string;
+  /** The purge function with its argument types, for `to_regprocedure`. */
+  purgeSignature: string;
+  /** Purges, then bumps the epoch: see {@linkcode PurgeMode}. */
+  purge: string;
   create: string;
   read: string;
   readMany: string;
-  /** Upserts `rows` distinct keys in one statement, 8 parameters a row after the namespace. */
+  /**
+   * Upserts `rows` distinct keys in one statement: the namespace, then
+   * {@linkcode WRITE_ROW_PARAMETERS} parameters a row, the write's epoch
+   * (or null) first.
+   */
   writeMany(rows: number): string;
   write: string;
-  delete: string;
-  clear: string;
-  clearTable: string;
-  invalidateTags: string;
   sweep: string;
   lock: string;
   unlock: string;
@@ -58,14 +62,38 @@ export interface Statements {
   namespaces: string;
 }
 
+/** The parameters of one row of {@linkcode Statements.writeMany}. */
+export const WRITE_ROW_PARAMETERS = 9;
+
+/** Separates the tags, and the etags, packed in one text parameter. */
+export const LIST_SEPARATOR = "\x1f";
+
+/**
+ * What the purge function deletes in a namespace; each purge first bumps
+ * the namespace's epoch, so that writes computed before it do not land.
+ */
+export type PurgeMode = "key" | "tags" | "namespace" | "table";
+
 /** Builds every statement for the table `parts` (from {@linkcode parseTableName}). */
-export function statements(parts: string[], unlogged: boolean): Statements {
+export function statements(
+  parts: string[],
+  unlogged: boolean,
+  namespace: string,
+): Statements {
   const table = parts.map(quote).join(".");
   const name = parts[parts.length - 1];
   const lockKey = `hashtext(${literal(`cachekit:${parts.join(".")}`)})`;
   const writeMany = new Map<number, string>();
-  const evictFunction = [...parts.slice(0, -1), `${name}_evict`].map(quote)
-    .join(".");
+  const qualified = (suffix: string) =>
+    [...parts.slice(0, -1), `${name}_${suffix}`].map(quote).join(".");
+  const evictFunction = qualified("evict");
+  const purgeFunction = qualified("purge");
+  const epochs = qualified("epochs");
+  // Writes hold their namespace's epoch row FOR SHARE: a purge's bump waits
+  // for writes in flight, and a write that waited for a bump sees it. A
+  // missing row (made by every backend as it starts) reads as epoch 0.
+  const epochJoin = `(SELECT epoch FROM ${epochs} WHERE namespace = $1::text
+  FOR SHARE) AS ep`;
   return {
     table,
     // Many upserts in one statement: a VALUES row per key, so that every
@@ -74,21 +102,24 @@ export function statements(parts: string[], unlogged: boolean): Statements {
       let text = writeMany.get(rows);
       if (text === undefined) {
         const values = Array.from({ length: rows }, (_, row) => {
-          const p = (column: number) => `$${2 + row * 8 + column}`;
-          return `(${p(0)}::text, ${p(1)}::int2, ${p(2)}::bytea, ${
+          const p = (column: number) =>
+            `$${2 + row * WRITE_ROW_PARAMETERS + column}`;
+          return `(${p(0)}::int8, ${p(1)}::text, ${p(2)}::int2, ${
             p(3)
-          }::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::float8, ${
+          }::bytea, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${
             p(7)
-          }::float8)`;
+          }::float8, ${p(8)}::float8)`;
         }).join(",\n  ");
         text = `INSERT INTO ${table}
   (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
 SELECT $1::text, q.key, q.kind, q.value, q.meta, q.etag,
   string_to_array(q.tags, chr(31)), octet_length(q.value), now(), x.expires_at,
   x.expires_at + q.stale_for * interval '1 second'
-FROM (VALUES ${values}) AS q(key, kind, value, meta, etag, tags, expire, stale_for)
+FROM (VALUES ${values}) AS q(epoch, key, kind, value, meta, etag, tags, expire, stale_for)
 CROSS JOIN LATERAL (SELECT CASE WHEN q.expire IS NULL THEN 'infinity'::timestamptz
   ELSE now() + q.expire * interval '1 second' END AS expires_at) AS x
+LEFT JOIN ${epochJoin} ON true
+WHERE q.epoch IS NULL OR coalesce(ep.epoch, 0) = q.epoch
 ON CONFLICT (namespace, key) DO UPDATE SET
   kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
   etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
@@ -98,10 +129,18 @@ ON CONFLICT (namespace, key) DO UPDATE SET
       }
       return text;
     },
-    present:
-      `SELECT to_regclass($1) IS NOT NULL AND to_regprocedure($2) IS NOT NULL AS present`,
+    // Also makes sure the namespace has its epoch row, which conditional
+    // writes lock; fails with undefined_table where the schema is older.
+    present: `WITH epoch AS (
+  INSERT INTO ${epochs} (namespace, epoch) VALUES ($1::text, 0)
+  ON CONFLICT (namespace) DO NOTHING
+)
+SELECT to_regclass($2) IS NOT NULL AND to_regprocedure($3) IS NOT NULL
+  AND to_regprocedure($4) IS NOT NULL AS present`,
     evictSignature:
       `${evictFunction}(text,bigint,bigint,integer,bigint,bigint)`,
+    purgeSignature: `${purgeFunction}(text,text,text[])`,
+    purge: `SELECT * FROM ${purgeFunction}($1::text, $2::text, $3::text[])`,
     // One statement, so one implicit transaction: the advisory lock
     // serializes concurrent creators and is released at its end.
     create: `DO $cachekit$ BEGIN
@@ -169,19 +208,62 @@ BEGIN
     coalesce(sum(gone.byte_size), 0)::int8
   FROM gone;
 END $evict$;
+-- Logged even beside an unlogged table: crash recovery must not empty it,
+-- or purges would lose their order with the writes.
+CREATE TABLE IF NOT EXISTS ${epochs} (
+  namespace text PRIMARY KEY,
+  epoch int8 NOT NULL
+);
+-- Purges, as a function: the epoch is bumped first, waiting for the writes
+-- that hold it FOR SHARE; each later statement takes a snapshot of its own,
+-- so the delete sees what those writes stored, and a write computed under
+-- the old epoch does not land afterwards.
+CREATE OR REPLACE FUNCTION ${purgeFunction}(ns text, mode text, targets text[])
+RETURNS TABLE (n int8, live int8)
+LANGUAGE plpgsql VOLATILE AS $purge$
+#variable_conflict use_column
+BEGIN
+  IF mode = 'table' THEN
+    UPDATE ${epochs} SET epoch = epoch + 1;
+    TRUNCATE ${table};
+    RETURN QUERY SELECT 0::int8, 0::int8;
+    RETURN;
+  END IF;
+  INSERT INTO ${epochs} AS x (namespace, epoch) VALUES (ns, 1)
+    ON CONFLICT (namespace) DO UPDATE SET epoch = x.epoch + 1;
+  IF mode = 'key' THEN
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns AND key = targets[1]
+      RETURNING expires_at > now() AS alive
+    ) SELECT count(*)::int8, count(*) FILTER (WHERE gone.alive)::int8 FROM gone;
+  ELSIF mode = 'tags' THEN
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns AND tags && targets RETURNING 1
+    ) SELECT count(*)::int8, 0::int8 FROM gone;
+  ELSE
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns RETURNING 1
+    ) SELECT count(*)::int8, 0::int8 FROM gone;
+  END IF;
+END $purge$;
+INSERT INTO ${epochs} (namespace, epoch) VALUES (${literal(namespace)}, 0)
+  ON CONFLICT (namespace) DO NOTHING;
 END $cachekit$`,
-    read: `SELECT kind,
-  CASE WHEN etag IS NOT NULL AND (etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
-    THEN NULL ELSE value END AS value,
-  meta, etag,
-  greatest(0, extract(epoch FROM now() - created_at))::float8 AS age,
-  expires_at <= now() AS stale,
-  (extract(epoch FROM expires_at) - extract(epoch FROM now()))::float8 AS fresh_for
-FROM ${table}
-WHERE namespace = $1::text AND key = $2::text AND stale_until > now()`,
+    // One row, found or not: the namespace's epoch comes with it.
+    read: `SELECT coalesce(ep.epoch, 0) AS epoch, e.kind,
+  CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
+    THEN NULL ELSE e.value END AS value,
+  e.meta, e.etag,
+  greatest(0, extract(epoch FROM now() - e.created_at))::float8 AS age,
+  e.expires_at <= now() AS stale,
+  (extract(epoch FROM e.expires_at) - extract(epoch FROM now()))::float8 AS fresh_for
+FROM (SELECT 1) AS one
+LEFT JOIN ${epochs} AS ep ON ep.namespace = $1::text
+LEFT JOIN ${table} AS e
+  ON e.namespace = $1::text AND e.key = $2::text AND e.stale_until > now()`,
     // Many lookups in one round trip; i is each lookup's position, and each
     // lookup's etags come joined by chr(31).
-    readMany: `SELECT q.i::int AS i, e.kind,
+    readMany: `SELECT q.i::int AS i, coalesce(ep.epoch, 0) AS epoch, e.kind,
   CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY(string_to_array(q.etags, chr(31)))
     OR '*' = ANY(string_to_array(q.etags, chr(31))))
     THEN NULL ELSE e.value END AS value,
@@ -190,26 +272,23 @@ WHERE namespace = $1::text AND key = $2::text AND stale_until > now()`,
   e.expires_at <= now() AS stale,
   (extract(epoch FROM e.expires_at) - extract(epoch FROM now()))::float8 AS fresh_for
 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(key, etags, i)
-JOIN ${table} AS e ON e.namespace = $1::text AND e.key = q.key AND e.stale_until > now()`,
+LEFT JOIN ${epochs} AS ep ON ep.namespace = $1::text
+LEFT JOIN ${table} AS e
+  ON e.namespace = $1::text AND e.key = q.key AND e.stale_until > now()`,
     write: `INSERT INTO ${table}
   (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
-SELECT $1::text, $2::text, $3::int2, $4::bytea, $5::text, $6::text, $7::text[],
-  octet_length($4::bytea), now(), x.expires_at,
-  x.expires_at + $9::float8 * interval '1 second'
-FROM (SELECT CASE WHEN $8::float8 IS NULL THEN 'infinity'::timestamptz
-  ELSE now() + $8::float8 * interval '1 second' END AS expires_at) AS x
+SELECT $1::text, $3::text, $4::int2, $5::bytea, $6::text, $7::text, $8::text[],
+  octet_length($5::bytea), now(), x.expires_at,
+  x.expires_at + $10::float8 * interval '1 second'
+FROM (SELECT CASE WHEN $9::float8 IS NULL THEN 'infinity'::timestamptz
+  ELSE now() + $9::float8 * interval '1 second' END AS expires_at) AS x
+LEFT JOIN ${epochJoin} ON true
+WHERE $2::int8 IS NULL OR coalesce(ep.epoch, 0) = $2::int8
 ON CONFLICT (namespace, key) DO UPDATE SET
   kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
   etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
   created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
   stale_until = EXCLUDED.stale_until`,
-    delete: `DELETE FROM ${table} WHERE namespace = $1::text AND key = $2::text
-RETURNING expires_at > now() AS live`,
-    clear: `DELETE FROM ${table} WHERE namespace = $1::text`,
-    clearTable: `TRUNCATE ${table}`,
-    invalidateTags:
-      `WITH gone AS (DELETE FROM ${table} WHERE namespace = $1::text AND tags && $2::text[] RETURNING 1)
-SELECT count(*)::int AS n FROM gone`,
     // One instance per namespace at a time: see the function above.
     evict:
       `SELECT * FROM ${evictFunction}($1::text, $2::int8, $3::int8, $4::int, $5::int8, $6::int8)`,

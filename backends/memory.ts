@@ -22,11 +22,13 @@ import {
   writeTerms,
   zeroCounters,
 } from "./_codec.ts";
+import { checkEntry, checkEtags, checkTags } from "./_validate.ts";
 import type {
   CacheBackend,
   CacheEntry,
   CacheStats,
   CacheValue,
+  EntryLookup,
   ReadEntryOptions,
   SetOptions,
   StoredEntry,
@@ -59,7 +61,8 @@ import type {
 export interface MemoryBackendOptions {
   /**
    * Prefix of every key: backends with different namespaces keep separate
-   * entries.
+   * entries. A non-empty string of at most 256 bytes in UTF-8, well-formed
+   * UTF-16, without control characters.
    *
    * @default {"hono_cache"}
    */
@@ -110,13 +113,17 @@ export class MemoryBackend implements CacheBackend {
   #now: () => number;
   #slots = new Map<string, Slot>();
   #counters = zeroCounters();
+  /** Bumped by every purge: writes computed under an older one do not land. */
+  #epoch = 0;
 
   /**
    * Creates an empty memory backend.
    *
    * @param options Namespace, size bound and clock.
-   * @throws {TypeError} If `namespace` is not a non-empty string.
-   * @throws {RangeError} If `maxEntries` is not a positive integer.
+   * @throws {TypeError} If `namespace` is not a non-empty string, has a
+   * control character or is not well-formed UTF-16.
+   * @throws {RangeError} If `namespace` is over 256 bytes in UTF-8, or
+   * `maxEntries` is not a positive integer.
    */
   constructor(options: MemoryBackendOptions = {}) {
     this.namespace = checkNamespace(
@@ -143,6 +150,9 @@ export class MemoryBackend implements CacheBackend {
    *
    * @param key The key.
    * @returns The value.
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   async get(key: string): Promise<CacheValue | undefined> {
     const entry = await this.readEntry(key);
@@ -155,7 +165,11 @@ export class MemoryBackend implements CacheBackend {
    * @param key The key.
    * @param value The value.
    * @param options Expiry and tags.
-   * @throws {RangeError} If `expire` is not a positive number.
+   * @throws {TypeError} If `key` is malformed (see `get`), `value` is not a
+   * JSON value that JSON keeps exactly nor a `Uint8Array` (the message says
+   * where), or `tags` is not an array of valid tags.
+   * @throws {RangeError} If `key` or a tag is too long, or `expire` is not a
+   * positive number of seconds up to 100 years.
    */
   async set(
     key: string,
@@ -170,6 +184,9 @@ export class MemoryBackend implements CacheBackend {
    *
    * @param key The key.
    * @returns Whether it is there.
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   async has(key: string): Promise<boolean> {
     const entry = await this.readEntry(key);
@@ -181,10 +198,15 @@ export class MemoryBackend implements CacheBackend {
    *
    * @param key The key.
    * @returns Whether an entry was there.
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   // deno-lint-ignore require-await
   async delete(key: string): Promise<boolean> {
-    return this.#slots.delete(checkKey(key));
+    checkKey(key);
+    this.#epoch++;
+    return this.#slots.delete(key);
   }
 
   /**
@@ -193,6 +215,7 @@ export class MemoryBackend implements CacheBackend {
    * @returns Nothing.
    */
   clear(): Promise<void> {
+    this.#epoch++;
     this.#slots.clear();
     return Promise.resolve();
   }
@@ -202,9 +225,13 @@ export class MemoryBackend implements CacheBackend {
    *
    * @param tags The tags.
    * @returns How many entries were deleted.
+   * @throws {TypeError} If `tags` is not an array of tags a write accepts.
+   * @throws {RangeError} If a tag is over 1024 bytes in UTF-8.
    */
-  invalidateTags(tags: readonly string[]): Promise<number> {
-    const wanted = new Set(tags);
+  // deno-lint-ignore require-await
+  async invalidateTags(tags: readonly string[]): Promise<number> {
+    const wanted = new Set(checkTags(tags, "invalidate tags"));
+    this.#epoch++;
     let deleted = 0;
     for (const [key, slot] of this.#slots) {
       if (slot.tags.some((tag) => wanted.has(tag))) {
@@ -212,7 +239,7 @@ export class MemoryBackend implements CacheBackend {
         deleted++;
       }
     }
-    return Promise.resolve(deleted);
+    return deleted;
   }
 
   /**
@@ -248,6 +275,9 @@ export class MemoryBackend implements CacheBackend {
    * @param key The key.
    * @param options The etags the client holds.
    * @returns The entry, or `undefined`.
+   * @throws {TypeError} If `key` is malformed (see `get`), or `etags` is not
+   * an array of strings without control characters other than tab.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   // deno-lint-ignore require-await
   async readEntry(
@@ -255,6 +285,7 @@ export class MemoryBackend implements CacheBackend {
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
     const slot = this.#slots.get(checkKey(key));
+    const etags = checkEtags(options?.etags);
     const now = this.#now();
     if (!slot || slot.staleUntil <= now) {
       if (slot) this.#slots.delete(key);
@@ -265,7 +296,7 @@ export class MemoryBackend implements CacheBackend {
     else this.#counters.hits++;
     this.#slots.delete(key);
     this.#slots.set(key, slot);
-    const notModified = listedEtag(slot.entry.etag, options?.etags ?? []);
+    const notModified = listedEtag(slot.entry.etag, etags);
     return {
       ...slot.entry,
       body: notModified ? new Uint8Array(0) : slot.entry.body.slice(),
@@ -276,13 +307,37 @@ export class MemoryBackend implements CacheBackend {
   }
 
   /**
+   * Reads the raw entry at `key`, as {@linkcode readEntry} does, with the
+   * purge epoch.
+   *
+   * @param key The key.
+   * @param options The etags the client holds.
+   * @returns The entry, or `undefined`, and the epoch.
+   * @throws {TypeError} If `key` or `etags` is malformed (see `readEntry`).
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
+  async lookup(
+    key: string,
+    options?: ReadEntryOptions,
+  ): Promise<EntryLookup> {
+    const epoch = this.#epoch;
+    return { entry: await this.readEntry(key, options), epoch };
+  }
+
+  /**
    * Writes the raw entry at `key`.
    *
    * @param key The key.
    * @param entry The entry.
    * @param options Expiry, stale window and tags.
    * @returns Nothing.
-   * @throws {RangeError} If `expire` or `staleFor` is out of range.
+   * @throws {TypeError} If `key` is malformed (see `get`), the entry's
+   * `kind` is not 0, 1 or 2, its `body` not a `Uint8Array`, its `meta` has
+   * NUL or its `etag` a control character other than tab (or either is not
+   * well-formed), or `tags` is not an array of valid tags.
+   * @throws {RangeError} If `key` or a tag is too long, or `expire` or
+   * `staleFor` is out of range (positive, and non-negative, seconds up to
+   * 100 years).
    */
   // deno-lint-ignore require-await
   async writeEntry(
@@ -291,14 +346,18 @@ export class MemoryBackend implements CacheBackend {
     options?: WriteEntryOptions,
   ): Promise<void> {
     checkKey(key);
+    checkEntry(entry);
     const terms = writeTerms(options);
+    // Computed before a purge: it must not bring back what was purged.
+    if (options?.epoch !== undefined && options.epoch !== this.#epoch) return;
     const now = this.#now();
     const expiresAt = terms.expire === null
       ? Infinity
       : now + terms.expire * 1000;
     this.#slots.delete(key);
     this.#slots.set(key, {
-      entry: { ...entry, body: entry.body.slice() },
+      // A copy, and a plain Uint8Array even from a subclass such as Buffer.
+      entry: { ...entry, body: new Uint8Array(entry.body) },
       tags: terms.tags,
       createdAt: now,
       expiresAt,

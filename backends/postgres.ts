@@ -32,10 +32,17 @@ import {
   zeroCounters,
 } from "./_codec.ts";
 import { Batcher } from "./_batch.ts";
+import { checkEntry, checkEtags, checkTags, utf8Length } from "./_validate.ts";
 import { CircuitBreaker } from "./_breaker.ts";
 import { fnv1a, LocalTier } from "./_local.ts";
 import { burstLogger, report } from "./_report.ts";
-import { parseTableName, type Statements, statements } from "./_sql.ts";
+import {
+  LIST_SEPARATOR,
+  parseTableName,
+  type PurgeMode,
+  type Statements,
+  statements,
+} from "./_sql.ts";
 import {
   type PostgresClient,
   type SqlDriver,
@@ -49,6 +56,7 @@ import type {
   CacheStats,
   CacheValue,
   EntryKind,
+  EntryLookup,
   KeyLock,
   ReadEntryOptions,
   SetOptions,
@@ -676,7 +684,7 @@ export class PostgresBackend implements CacheBackend {
     );
     const parts = parseTableName(options.table ?? "cachekit_entries");
     this.#tableName = parts.join(".");
-    this.#sql = statements(parts, options.unlogged ?? true);
+    this.#sql = statements(parts, options.unlogged ?? true, this.namespace);
     const minSize = positiveInteger("minSize", options.minSize ?? 1);
     const maxSize = positiveInteger("maxSize", options.maxSize ?? 10);
     if (minSize > maxSize) {
@@ -882,12 +890,9 @@ export class PostgresBackend implements CacheBackend {
    */
   async delete(key: string, options?: TransactionOptions): Promise<boolean> {
     this.#checkOpen("delete");
-    const rows = await this.#query("delete", this.#sql.delete, [
-      this.namespace,
-      checkKey(key),
-    ], options);
-    await this.#announce(key, options);
-    return rows.length > 0 && rows[0].live === true;
+    const [row] = await this.#purge("delete", "key", [checkKey(key)], options);
+    await this.#announce([key], options);
+    return Number(row?.live ?? 0) > 0;
   }
 
   /**
@@ -897,8 +902,8 @@ export class PostgresBackend implements CacheBackend {
    */
   async clear(options?: TransactionOptions): Promise<void> {
     this.#checkOpen("clear");
-    await this.#query("clear", this.#sql.clear, [this.namespace], options);
-    await this.#announce("*", options);
+    await this.#purge("clear", "namespace", [], options);
+    await this.#announce(null, options);
   }
 
   /**
@@ -908,8 +913,8 @@ export class PostgresBackend implements CacheBackend {
    */
   async clearTable(): Promise<void> {
     this.#checkOpen("clearTable");
-    await this.#query("clearTable", this.#sql.clearTable, []);
-    await this.#announce("*", undefined, "*");
+    await this.#purge("clearTable", "table", []);
+    await this.#announce(null, undefined, null);
   }
 
   /**
@@ -923,13 +928,33 @@ export class PostgresBackend implements CacheBackend {
     tags: readonly string[],
     options?: TransactionOptions,
   ): Promise<number> {
+    checkTags(tags, "invalidate tags");
     this.#checkOpen("invalidateTags");
-    const rows = await this.#query("invalidateTags", this.#sql.invalidateTags, [
-      this.namespace,
+    const [row] = await this.#purge(
+      "invalidateTags",
+      "tags",
       [...tags],
+      options,
+    );
+    await this.#announce(null, options);
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Deletes what `mode` and `targets` say, after bumping the namespace's
+   * purge epoch: a write computed before the purge does not land after it.
+   */
+  #purge(
+    operation: string,
+    mode: PurgeMode,
+    targets: string[],
+    options?: TransactionOptions,
+  ): Promise<Row[]> {
+    return this.#query(operation, this.#sql.purge, [
+      this.namespace,
+      mode,
+      targets,
     ], options);
-    await this.#announce("*", options);
-    return Number(rows[0]?.n ?? 0);
   }
 
   /**
@@ -1007,30 +1032,47 @@ export class PostgresBackend implements CacheBackend {
     key: string,
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined> {
+    return (await this.lookup(key, options)).entry;
+  }
+
+  /**
+   * Reads the raw entry at `key`, as {@linkcode readEntry} does, with the
+   * namespace's purge epoch read in the same statement.
+   *
+   * @param key The key.
+   * @param options The etags the client holds.
+   * @returns The entry, or `undefined`, and the epoch (`undefined` when the
+   * entry came from the local tier).
+   */
+  async lookup(
+    key: string,
+    options?: ReadEntryOptions,
+  ): Promise<EntryLookup> {
     checkKey(key);
     this.#checkOpen("readEntry");
-    const etags = options?.etags ?? [];
+    const etags = checkEtags(options?.etags);
     const local = this.#local?.get(key, etags);
     if (local) {
       this.#counters.hits++;
-      return local;
+      return { entry: local, epoch: undefined };
     }
     const generation = this.#local?.generation;
     // The breaker counts this read's own deadline, queueing included: while
     // the database hangs, at most breakerThreshold reads wait it out.
-    const entry = await this.#guard("readEntry", () =>
+    const row = await this.#guard("readEntry", () =>
       withTimeout(
         this.#reads.add({ key, etags }),
         this.#queryTimeout,
         "readEntry",
-      )).then(toStoredEntry);
+      ));
+    const entry = toStoredEntry(row);
     if (!entry) this.#counters.misses++;
     else if (entry.stale) this.#counters.staleServes++;
     else {
       this.#counters.hits++;
       this.#local?.put(key, entry, generation!);
     }
-    return entry;
+    return { entry, epoch: epochOf(row) };
   }
 
   async #readBatch(batch: Lookup[]): Promise<(Row | undefined)[]> {
@@ -1045,7 +1087,7 @@ export class PostgresBackend implements CacheBackend {
     const rows = await this.#run("readEntry", this.#sql.readMany, [
       this.namespace,
       batch.map((lookup) => lookup.key),
-      batch.map((lookup) => lookup.etags.join("\x1f")),
+      batch.map((lookup) => lookup.etags.join(LIST_SEPARATOR)),
     ]);
     const found = new Map<number, Row>();
     for (const row of rows) found.set(Number(row.i), row);
@@ -1060,9 +1102,10 @@ export class PostgresBackend implements CacheBackend {
     for (const write of batch) last.set(write.key, write);
     const writes = [...last.values()].sort(byKey);
     if (writes.length === 1) {
-      const [{ key, entry, terms }] = writes;
+      const [{ key, entry, terms, epoch }] = writes;
       await this.#run("writeEntry", this.#sql.write, [
         this.namespace,
+        epoch,
         key,
         entry.kind,
         entry.body,
@@ -1078,13 +1121,14 @@ export class PostgresBackend implements CacheBackend {
         this.#sql.writeMany(writes.length),
         [
           this.namespace,
-          ...writes.flatMap(({ key, entry, terms }) => [
+          ...writes.flatMap(({ key, entry, terms, epoch }) => [
+            epoch,
             key,
             entry.kind,
             entry.body,
             entry.meta ?? null,
             entry.etag ?? null,
-            terms.tags.join("\x1f"),
+            terms.tags.join(LIST_SEPARATOR),
             terms.expire,
             terms.staleFor,
           ]),
@@ -1112,30 +1156,34 @@ export class PostgresBackend implements CacheBackend {
   }
 
   #onNotify(payload: string): void {
-    const split = payload.indexOf("\x1f");
-    const namespace = payload.slice(0, split);
-    if (namespace !== this.namespace && namespace !== "*") return;
-    for (const key of payload.slice(split + 1).split("\x1e")) {
-      if (key === "*") this.#local?.reset(false);
-      else this.#local?.drop(key);
+    const change = parseChange(payload);
+    if (!change) {
+      // Not ours to read (another version's): drop everything to be safe.
+      this.#local?.reset(false);
+      return;
     }
+    const [namespace, keys] = change;
+    if (namespace !== null && namespace !== this.namespace) return;
+    if (keys === null) this.#local?.reset(false);
+    else for (const key of keys) this.#local?.drop(key);
   }
 
-  /** Drops local copies here and, when others may hold some, announces it. */
+  /**
+   * Drops local copies here and, when others may hold some, announces it:
+   * `keys` of `namespace`, where `null` stands for all of them.
+   */
   async #announce(
-    keys: string | string[],
+    keys: string[] | null,
     options?: TransactionOptions,
-    namespace = this.namespace,
+    namespace: string | null = this.namespace,
   ): Promise<void> {
     if (!this.#local) return;
-    const list = typeof keys === "string" ? [keys] : keys;
-    for (const key of list) {
-      if (key === "*") this.#local.reset(false);
-      else this.#local.drop(key);
+    if (keys === null) this.#local.reset(false);
+    else for (const key of keys) this.#local.drop(key);
+    let payload = JSON.stringify([namespace, keys] satisfies Change);
+    if (utf8Length(payload) > MAX_NOTIFY_BYTES) {
+      payload = JSON.stringify([namespace, null] satisfies Change);
     }
-    // A notification carries at most 8000 bytes: past that, drop them all.
-    let payload = `${namespace}\x1f${list.join("\x1e")}`;
-    if (payload.length > 7000) payload = `${namespace}\x1f*`;
     await this.#query("notify", "SELECT pg_notify($1::text, $2::text)", [
       this.#channel,
       payload,
@@ -1157,15 +1205,17 @@ export class PostgresBackend implements CacheBackend {
     options?: WriteEntryOptions,
   ): Promise<void> {
     checkKey(key);
+    checkEntry(entry);
     const terms = writeTerms(options);
     this.#checkOpen("writeEntry");
     if (this.#writes.queued + this.#waitingWrites >= this.#maxQueuedWrites) {
       this.#counters.droppedWrites++;
       throw new CacheQueueFullError(this.#maxQueuedWrites);
     }
+    const epoch = options?.epoch ?? null;
     const write = this.#guard(
       "writeEntry",
-      () => this.#write({ key, entry, terms }),
+      () => this.#write({ key, entry, terms, epoch }),
     );
     this.#pendingWrites.add(write);
     const forget = () => void this.#pendingWrites.delete(write);
@@ -1307,6 +1357,7 @@ export class PostgresBackend implements CacheBackend {
    */
   async lock(key: string, options?: ReadEntryOptions): Promise<KeyLock> {
     checkKey(key);
+    checkEtags(options?.etags);
     this.#checkOpen("lock");
     const driver = this.#readyDriver ?? await this.#driver;
     if (!driver.session) {
@@ -1457,11 +1508,22 @@ export class PostgresBackend implements CacheBackend {
     this.#ready ??= (async () => {
       const driver = await this.#driver;
       this.#roundTrips++;
-      const [row] = await driver.query(this.#sql.present, [
-        this.#sql.table,
-        this.#sql.evictSignature,
-      ]);
-      if (row?.present !== true) {
+      let present = false;
+      try {
+        const [row] = await driver.query(this.#sql.present, [
+          this.namespace,
+          this.#sql.table,
+          this.#sql.evictSignature,
+          this.#sql.purgeSignature,
+        ]);
+        present = row?.present === true;
+      } catch (error) {
+        // A table of an older version, or none: the DDL below makes it.
+        if ((error as { code?: unknown })?.code !== UNDEFINED_TABLE) {
+          throw error;
+        }
+      }
+      if (!present) {
         this.#roundTrips++;
         await driver.query(this.#sql.create, []);
       }
@@ -1561,6 +1623,40 @@ const ORDERED_AFTER_WRITES = new Set([
 /** Operations that change entries: their timeouts say whether they committed. */
 const CHANGES = new Set([...ORDERED_AFTER_WRITES, "writeEntry"]);
 
+/**
+ * What a notification says changed: keys of a namespace, `null` standing for
+ * every key, or for every namespace.
+ */
+type Change = [namespace: string | null, keys: string[] | null];
+
+/**
+ * PostgreSQL refuses notifications of 8000 bytes or more; a longer change is
+ * announced as the whole namespace.
+ */
+const MAX_NOTIFY_BYTES = 7900;
+
+/** The change a notification carries, or `undefined` when malformed. */
+function parseChange(payload: string): Change | undefined {
+  try {
+    const change = JSON.parse(payload);
+    if (
+      Array.isArray(change) && change.length === 2 &&
+      (change[0] === null || typeof change[0] === "string") &&
+      (change[1] === null ||
+        (Array.isArray(change[1]) &&
+          change[1].every((key: unknown) => typeof key === "string")))
+    ) {
+      return change as Change;
+    }
+  } catch {
+    // Malformed: the caller plays safe.
+  }
+  return undefined;
+}
+
+/** The SQLSTATE of a statement naming a table that does not exist. */
+const UNDEFINED_TABLE = "42P01";
+
 /** Whether `error` is the server's answer, with a SQLSTATE, to a statement. */
 function isServerError(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
@@ -1578,14 +1674,24 @@ interface Write {
   key: string;
   entry: CacheEntry;
   terms: WriteTerms;
+  /** The purge epoch it was computed under; `null` lands whatever the epoch. */
+  epoch: number | null;
 }
 
 function byKey(a: Write, b: Write): number {
   return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 }
 
+/** The purge epoch a read returned with its row. */
+function epochOf(row: Row | undefined): number | undefined {
+  return row?.epoch === null || row?.epoch === undefined
+    ? undefined
+    : Number(row.epoch);
+}
+
+/** The entry of a read's row; reads return a row, without one, on a miss. */
 function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
-  if (!row) return undefined;
+  if (!row || row.kind === null || row.kind === undefined) return undefined;
   const notModified = row.value === null;
   return {
     kind: Number(row.kind) as EntryKind,

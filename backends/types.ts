@@ -18,7 +18,17 @@
  */
 
 /**
- * A value that survives a JSON round trip unchanged.
+ * A value that survives a JSON round trip unchanged: plain objects (whose
+ * prototype is `Object.prototype` or `null`), arrays without holes, strings
+ * (lone surrogates included), finite numbers, booleans and `null`.
+ *
+ * Backends reject, with a `TypeError` that says where, anything JSON would
+ * change or drop: a `Date`, `NaN` or `Infinity`, a `Map`, `Set` or other
+ * class instance, a `Uint8Array` inside an object or array, an `undefined`
+ * field, an array hole, a function, a symbol, a bigint, an object with a
+ * `toJSON` method, and a cycle. Two exceptions read back as their nearest
+ * JSON value: `-0` reads back as `0`, and a null-prototype object as a plain
+ * object.
  *
  * @example Storing a JSON value
  * ```ts
@@ -31,6 +41,21 @@
  * await backend.set("settings", settings);
  * assert.deepEqual(await backend.get("settings"), settings);
  * ```
+ *
+ * @example A value JSON would change is rejected, not changed
+ * ```ts
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const when = new Date(0);
+ * await assert.rejects(
+ *   // @ts-expect-error: a Date is not a JsonValue
+ *   backend.set("event", { when }),
+ *   { name: "TypeError", message: "Cannot store value: value.when is a Date" },
+ * );
+ * await backend.set("event", { when: when.toISOString() });
+ * ```
  */
 export type JsonValue =
   | string
@@ -41,8 +66,9 @@ export type JsonValue =
   | { [key: string]: JsonValue };
 
 /**
- * A value the value API stores: any JSON value, or raw bytes, which are kept
- * byte-exact.
+ * A value the value API stores: any {@linkcode JsonValue}, or raw bytes (a
+ * top-level `Uint8Array`, or a subclass such as `Buffer`), which are kept
+ * byte-exact and read back as a plain `Uint8Array`.
  *
  * @example Storing bytes
  * ```ts
@@ -100,13 +126,15 @@ export type EntryKind = 0 | 1 | 2;
  */
 export interface SetOptions {
   /**
-   * Seconds until the value expires.
+   * Seconds until the value expires: a positive number, at most 100 years
+   * (3155760000).
    *
    * @default {undefined} never expires
    */
   expire?: number;
   /**
-   * Tags to attach to the entry.
+   * Tags to attach to the entry: an array of non-empty strings, each at most
+   * 1024 bytes in UTF-8, well-formed UTF-16 and without control characters.
    *
    * @default {[]}
    */
@@ -134,11 +162,52 @@ export interface SetOptions {
 export interface WriteEntryOptions extends SetOptions {
   /**
    * Seconds after expiry during which the entry is still kept and returned
-   * as stale.
+   * as stale: a non-negative number, at most 100 years (3155760000).
    *
    * @default {0}
    */
   staleFor?: number;
+  /**
+   * The purge epoch the entry was computed under, from
+   * {@linkcode CacheBackend.lookup}: the write does not land when the
+   * namespace was purged since (by `delete`, `clear` or `invalidateTags`),
+   * so that no value computed before a purge is stored after it. Left out,
+   * the write lands whatever was purged.
+   */
+  epoch?: number;
+}
+
+/**
+ * What {@linkcode CacheBackend.lookup} finds: the entry, and the namespace's
+ * purge epoch read with it.
+ *
+ * @example Storing a computation only if nothing was purged meanwhile
+ * ```ts
+ * import type { EntryLookup } from "@cachekit/hono/types";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const backend = new MemoryBackend();
+ * const found: EntryLookup = await backend.lookup("report");
+ * assert.equal(found.entry, undefined);
+ * // The source changes while the report is computed, and is purged:
+ * await backend.delete("report");
+ * const body = new TextEncoder().encode("old figures");
+ * await backend.writeEntry("report", { kind: 1, body }, {
+ *   epoch: found.epoch,
+ * });
+ * assert.equal(await backend.readEntry("report"), undefined);
+ * ```
+ */
+export interface EntryLookup {
+  /** The entry, fresh or within its stale window, or `undefined`. */
+  entry: StoredEntry | undefined;
+  /**
+   * The namespace's purge epoch when it was read, for
+   * {@linkcode WriteEntryOptions.epoch}; `undefined` when unknown (an entry
+   * served from a local tier).
+   */
+  epoch: number | undefined;
 }
 
 /**
@@ -164,7 +233,8 @@ export interface ReadEntryOptions {
   /**
    * Entity tags the client already holds (`*` matches any). When the entry's
    * `etag` is among them, its body is not transferred and
-   * {@linkcode StoredEntry.notModified} is `true`.
+   * {@linkcode StoredEntry.notModified} is `true`. Each is a well-formed
+   * string without control characters other than tab.
    *
    * @default {[]}
    */
@@ -201,9 +271,15 @@ export interface CacheEntry {
   kind: EntryKind;
   /** The stored bytes. */
   body: Uint8Array;
-  /** Opaque metadata text, such as an HTTP response's status and headers. */
+  /**
+   * Opaque metadata text, such as an HTTP response's status and headers:
+   * well-formed, without NUL.
+   */
   meta?: string;
-  /** The entity tag of the body, if it has one. */
+  /**
+   * The entity tag of the body, if it has one: well-formed, without control
+   * characters other than tab.
+   */
   etag?: string;
 }
 
@@ -330,6 +406,14 @@ export interface KeyLock {
  * values; the entry API (`readEntry`, `writeEntry`) is what the `cached()`
  * middleware uses for HTTP responses.
  *
+ * Every backend accepts and rejects the same inputs, and checks them before
+ * any store sees them: a rejected input costs only its own call (never the
+ * writes batched with it, and never a failure toward a circuit breaker). A
+ * key is a string of at most 2048 bytes in UTF-8, well-formed UTF-16 (no
+ * lone surrogates) and without NUL; keys are as distinct as the JavaScript
+ * strings are. Tags, expiry and values follow {@linkcode SetOptions},
+ * {@linkcode WriteEntryOptions} and {@linkcode JsonValue}.
+ *
  * @example Using any backend through the interface
  * ```ts
  * import type { CacheBackend, CacheValue } from "@cachekit/hono/types";
@@ -419,26 +503,70 @@ export interface KeyLock {
  * ```
  */
 export interface CacheBackend {
-  /** The namespace every key of this backend lives under. */
+  /**
+   * The namespace every key of this backend lives under: a non-empty string
+   * of at most 256 bytes in UTF-8, well-formed, without control characters.
+   */
   readonly namespace: string;
-  /** Resolves to the value stored at `key`, or `undefined` when missing or expired. */
+  /**
+   * Resolves to the value stored at `key`, or `undefined` when missing or
+   * expired.
+   *
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
   get(key: string): Promise<CacheValue | undefined>;
-  /** Stores `value` at `key`. */
+  /**
+   * Stores `value` at `key`.
+   *
+   * @throws {TypeError} If `key` is malformed (see `get`), `value` is not a
+   * {@linkcode JsonValue} that JSON keeps exactly nor a `Uint8Array`, or
+   * `tags` is not an array of valid tags.
+   * @throws {RangeError} If `key` or a tag is too long, or `expire` is not a
+   * positive number of seconds up to 100 years.
+   */
   set(key: string, value: CacheValue, options?: SetOptions): Promise<void>;
-  /** Resolves to whether a value that has not expired is stored at `key`. */
+  /**
+   * Resolves to whether a value that has not expired is stored at `key`.
+   *
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
   has(key: string): Promise<boolean>;
-  /** Deletes the value at `key`, resolving to whether one was there. */
+  /**
+   * Deletes the value at `key`, resolving to whether one was there.
+   *
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
   delete(key: string): Promise<boolean>;
   /** Deletes every entry of this backend's namespace. */
   clear(): Promise<void>;
   /** Releases the backend's resources. Calling it again does nothing. */
   close(): Promise<void>;
-  /** Reads the raw entry at `key`, fresh or within its stale window. */
+  /**
+   * Reads the raw entry at `key`, fresh or within its stale window.
+   *
+   * @throws {TypeError} If `key` is malformed (see `get`), or `etags` is
+   * not an array of strings without control characters other than tab.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
   readEntry(
     key: string,
     options?: ReadEntryOptions,
   ): Promise<StoredEntry | undefined>;
-  /** Writes the raw entry at `key`. */
+  /**
+   * Writes the raw entry at `key`.
+   *
+   * @throws {TypeError} If `key` is malformed (see `get`), the entry's
+   * `kind`, `body`, `meta` or `etag` is (see {@linkcode CacheEntry}), or
+   * `tags` is not an array of valid tags.
+   * @throws {RangeError} If `key` or a tag is too long, or `expire` or
+   * `staleFor` is out of range (see {@linkcode WriteEntryOptions}).
+   */
   writeEntry(
     key: string,
     entry: CacheEntry,
@@ -447,9 +575,28 @@ export interface CacheBackend {
   /**
    * Optional: tries to lock `key` across processes, so that one of them
    * computes it. Backends of a single process leave it out.
+   *
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   lock?(key: string, options?: ReadEntryOptions): Promise<KeyLock>;
-  /** Optional: deletes every entry of the namespace carrying any of `tags`. */
+  /**
+   * Optional: reads as {@linkcode CacheBackend.readEntry} does, and returns
+   * the namespace's purge epoch with the entry. The middleware computes a
+   * missing entry under that epoch, so that a purge made meanwhile wins.
+   *
+   * @throws {TypeError} If `key` is not a string, contains NUL or is not
+   * well-formed UTF-16.
+   * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
+   */
+  lookup?(key: string, options?: ReadEntryOptions): Promise<EntryLookup>;
+  /**
+   * Optional: deletes every entry of the namespace carrying any of `tags`.
+   *
+   * @throws {TypeError} If `tags` is not an array of tags a write accepts.
+   * @throws {RangeError} If a tag is over 1024 bytes in UTF-8.
+   */
   invalidateTags?(tags: readonly string[]): Promise<number>;
   /** Optional: counters of this process and sizes of the namespace. */
   stats?(): Promise<CacheStats>;

@@ -26,6 +26,7 @@ import { positiveSeconds } from "../backends/_codec.ts";
 import type {
   CacheBackend,
   CacheErrorHandler,
+  EntryLookup,
   KeyLock,
   StoredEntry,
 } from "../backends/types.ts";
@@ -412,10 +413,17 @@ interface Meta {
   ttl?: number;
 }
 
+/** A computation in flight, shared by the requests that wait for it. */
+interface Flight {
+  replay: Promise<Replay | undefined>;
+  /** The purge epoch it computes under: none is shared past a later purge. */
+  epoch: number | undefined;
+}
+
 /** Work in flight per backend: writes, computations and refreshes by key. */
 interface Flights {
   writes: Map<string, Promise<void>>;
-  computing: Map<string, Promise<Replay | undefined>>;
+  computing: Map<string, Flight>;
   refreshing: Map<string, Promise<void>>;
 }
 
@@ -734,6 +742,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
     replay: Replay,
     ttl: number,
     entryTags: string[],
+    epoch: number | undefined,
   ): Promise<boolean> {
     const meta: Meta = {
       status: replay.status,
@@ -745,7 +754,12 @@ export function cached(options: CachedOptions): CacheMiddleware {
       body: replay.body,
       meta: JSON.stringify(meta),
       etag: replay.etag,
-    }, { expire: ttl, staleFor: Math.max(swr, sie), tags: entryTags }).then(
+    }, {
+      expire: ttl,
+      staleFor: Math.max(swr, sie),
+      tags: entryTags,
+      epoch,
+    }).then(
       () => true,
       (error) => {
         fail(error, "writeEntry", key);
@@ -761,13 +775,19 @@ export function cached(options: CachedOptions): CacheMiddleware {
     return write;
   }
 
-  /** Reads the entry, reporting errors; `failed` when the backend failed. */
+  /**
+   * Reads the entry, with the purge epoch where the backend keeps one,
+   * reporting errors; `failed` when the backend failed.
+   */
   async function read(
     key: string,
     etags: string[],
-  ): Promise<StoredEntry | undefined | "failed"> {
+  ): Promise<EntryLookup | "failed"> {
+    const options = { etags: withWeak(etags) };
     try {
-      return await backend!.readEntry(key, { etags: withWeak(etags) });
+      return backend!.lookup
+        ? await backend!.lookup(key, options)
+        : { entry: await backend!.readEntry(key, options), epoch: undefined };
     } catch (error) {
       fail(error, "readEntry", key);
       return "failed";
@@ -805,7 +825,11 @@ export function cached(options: CachedOptions): CacheMiddleware {
   }
 
   /** Refreshes a stale entry in the background, once across instances. */
-  function revalidate(c: CacheContext, key: string): void {
+  function revalidate(
+    c: CacheContext,
+    key: string,
+    epoch: number | undefined,
+  ): void {
     if (refreshing.has(key)) return;
     const job = (async () => {
       const held = lock ? await lock(key) : undefined;
@@ -816,7 +840,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
         const request = new Request(c.req.raw.url, {
           headers: c.req.raw.headers,
         });
-        refreshRequests.add(request);
+        refreshRequests.set(request, epoch);
         const res = await app!.fetch(request, c.env);
         await res.body?.cancel();
       } finally {
@@ -859,6 +883,9 @@ export function cached(options: CachedOptions): CacheMiddleware {
     const etags = parseIfNoneMatch(headers.get("if-none-match"));
     // A background refresh of a stale entry computes, and waits for its write.
     const refresh = refreshRequests.has(c.req.raw);
+    // The purge epoch this request computes under, where the backend keeps
+    // one: its write does not land after a purge that follows it.
+    let epoch = refreshRequests.get(c.req.raw);
     let healthy = true;
     let stale: { entry: StoredEntry; meta: Meta } | undefined;
 
@@ -868,9 +895,11 @@ export function cached(options: CachedOptions): CacheMiddleware {
     while (true) {
       if (reading) {
         await writes.get(key);
-        const entry = await read(key, etags);
-        if (entry === "failed") healthy = false;
-        else if (entry && entry.kind === 2) {
+        const found = await read(key, etags);
+        const entry = found === "failed" ? undefined : found.entry;
+        if (found === "failed") healthy = false;
+        else epoch = found.epoch;
+        if (entry && entry.kind === 2) {
           const meta = metaOf(entry);
           if (meta && !entry.stale) {
             return fromEntry(entry, meta, "HIT", etags);
@@ -878,14 +907,18 @@ export function cached(options: CachedOptions): CacheMiddleware {
           if (meta) stale = { entry, meta };
         }
         if (stale && pastExpiry(stale.entry, stale.meta) <= swr) {
-          revalidate(c, key);
+          revalidate(c, key, epoch);
           return fromEntry(stale.entry, stale.meta, "STALE", etags);
         }
       }
       if (!healthy) break;
       // Another request of this process is computing the key: wait for it,
       // and look again if it produced nothing to share.
-      const leader = computing.get(key);
+      // A computation that began before a purge is not shared after it.
+      const flight = computing.get(key);
+      const leader = flight && !(epoch! > flight.epoch!)
+        ? flight.replay
+        : undefined;
       const pending = writes.get(key);
       if (!leader && pending && reading) {
         // A computation just ended and its write is on its way: read that
@@ -899,9 +932,10 @@ export function cached(options: CachedOptions): CacheMiddleware {
         const computation = new Promise<Replay | undefined>((resolve) =>
           settle = resolve
         );
-        computing.set(key, computation);
+        const mine: Flight = { replay: computation, epoch };
+        computing.set(key, mine);
         void computation.then(() => {
-          if (computing.get(key) === computation) computing.delete(key);
+          if (computing.get(key) === mine) computing.delete(key);
         });
         break;
       }
@@ -990,7 +1024,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
         fail(error, "tags", key);
       }
       written = entryTags
-        ? store(c, key, replay, ttl, entryTags)
+        ? store(c, key, replay, ttl, entryTags, epoch)
         : Promise.resolve(false);
       const ok = entryTags !== undefined &&
         (wait || refresh ? await written : true);
@@ -1018,7 +1052,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
 }
 
 /** Requests made by a background refresh, which compute instead of reading. */
-const refreshRequests = new WeakSet<Request>();
+const refreshRequests = new WeakMap<Request, number | undefined>();
 
 /** Both the strong and the weak form of each tag, for the backend's comparison. */
 function withWeak(etags: string[]): string[] {

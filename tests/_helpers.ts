@@ -43,10 +43,11 @@ export async function withServer<T>(
   }
 }
 
-/** SQL that drops a backend's table and its eviction function. */
+/** SQL that drops a backend's table, its epochs table and its functions. */
 export function dropTableSql(table: string): string {
-  return `DROP TABLE IF EXISTS "${table}";
-DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`;
+  return `DROP TABLE IF EXISTS "${table}", "${table}_epochs";
+DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint);
+DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`;
 }
 
 /** Drops a table of the real server, with its eviction function. */
@@ -109,7 +110,7 @@ export const postgresKinds: PostgresKind[] = [
         backend,
         async dispose() {
           await backend.close();
-          await db.query(`DROP TABLE IF EXISTS "${table}"`);
+          await db.exec(dropTableSql(table));
         },
       };
     },

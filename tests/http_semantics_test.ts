@@ -701,12 +701,13 @@ for (const kind of backendKinds.filter((kind) => kind.name !== "memory")) {
     async fn() {
       const { backend, dispose } = await kind.open();
       try {
+        // The middleware reads through lookup() where a backend has it.
         const reads: (StoredEntry | undefined)[] = [];
-        const read = backend.readEntry.bind(backend);
-        backend.readEntry = async (key, options) => {
-          const entry = await read(key, options);
-          reads.push(entry);
-          return entry;
+        const lookup = backend.lookup!.bind(backend);
+        backend.lookup = async (key, options) => {
+          const found = await lookup(key, options);
+          reads.push(found.entry);
+          return found;
         };
         const body = "x".repeat(5000);
         const { app, runs } = appWith(

@@ -562,7 +562,7 @@ Deno.test({
       await owner.set("k", "from the owner");
       await withServer((sql) =>
         sql.unsafe(
-          `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}.entries TO ${role}`,
+          `GRANT SELECT, INSERT, UPDATE, DELETE ON ${schema}.entries, ${schema}.entries_epochs TO ${role}`,
         )
       );
       const limited = open(roleUrl.href, { namespace: "shared" });
