@@ -110,7 +110,8 @@ async function assertAlive(app: App): Promise<void> {
 async function get(
   port: number,
   id: string,
-): Promise<{ problem?: string; cache?: string | null }> {
+): Promise<{ problem?: string; cache?: string | null; ms?: number }> {
+  const started = performance.now();
   try {
     const res = await fetch(`http://127.0.0.1:${port}/item/${id}`, {
       signal: AbortSignal.timeout(20_000),
@@ -119,7 +120,10 @@ async function get(
     if (res.status !== 200 || text !== JSON.stringify({ id })) {
       return { problem: `${id}: ${res.status} ${text.slice(0, 200)}` };
     }
-    return { cache: res.headers.get("x-cache") };
+    return {
+      cache: res.headers.get("x-cache"),
+      ms: performance.now() - started,
+    };
   } catch (error) {
     return { problem: `${id}: ${error}` };
   }
@@ -143,15 +147,17 @@ function startLoad(port: number, prefix: string) {
   let fresh = false;
   let sent = 0;
   const problems: string[] = [];
+  const times: number[] = [];
   const workers = Array.from({ length: CONCURRENCY }, async (_, worker) => {
     for (let i = 0; running && i < 10_000 && problems.length < 100; i++) {
       const n = i % 4 === 3 ? i - 1 : i;
       const id = fresh
         ? `${prefix}-during-${worker}-${n}`
         : `${prefix}-before-${(worker + i) % CONCURRENCY}`;
-      const { problem } = await get(port, id);
+      const { problem, ms } = await get(port, id);
       sent++;
       if (problem) problems.push(problem);
+      if (ms !== undefined) times.push(ms);
     }
   });
   return {
@@ -159,10 +165,12 @@ function startLoad(port: number, prefix: string) {
     fresh() {
       fresh = true;
     },
-    async stop(): Promise<{ sent: number; problems: string[] }> {
+    async stop(): Promise<
+      { sent: number; problems: string[]; times: number[] }
+    > {
       running = false;
       await Promise.all(workers);
-      return { sent, problems };
+      return { sent, problems, times };
     },
   };
 }
@@ -211,8 +219,19 @@ async function survives(
     const hitAfter = await untilHit(app, `${prefix}-probe`, back);
     // Misses on new keys after the event, all at once.
     const after = await burst(app.port, `${prefix}-after`);
-    const { sent, problems } = await load.stop();
+    const { sent, problems, times } = await load.stop();
     await assertAlive(app);
+    // What the README's "Bad days" table reports.
+    times.sort((a, b) => a - b);
+    const at = (q: number) =>
+      Math.round(times[Math.floor(q * (times.length - 1))]);
+    console.log(
+      `chaos: ${sent} requests under load, p50 ${at(0.5)} ms, p99 ${
+        at(0.99)
+      } ms, max ${at(1)} ms; first HIT ${
+        Math.round(hitAfter)
+      } ms after the server was back`,
+    );
     assert.deepEqual(eventProblems, [], "Requests made during the event");
     assert.deepEqual(after, [], "Misses on new keys after the event");
     assert.deepEqual(problems, [], `Requests under load (${sent} sent)`);
