@@ -1,6 +1,7 @@
 // The in-process tier of PostgresBackend: an LRU of fresh entries, dropped on
 // announcements from other instances.
 import { listedEtag } from "./_codec.ts";
+import { entryBytes, Lru } from "./_lru.ts";
 import type { StoredEntry } from "./types.ts";
 
 interface Slot {
@@ -15,20 +16,31 @@ interface Slot {
 export class LocalTier {
   /** Bumped on every drop, so that reads that raced one are not kept. */
   generation = 0;
-  #slots = new Map<string, Slot>();
+  #slots: Lru<Slot>;
   #listening = false;
-  #maxEntries: number;
   #maxAge: number;
   #now: () => number;
 
   constructor(
     maxEntries: number,
+    maxBytes: number,
     maxAgeMs: number,
     now: () => number = () => performance.now(),
   ) {
-    this.#maxEntries = maxEntries;
+    this.#slots = new Lru(
+      maxEntries,
+      maxBytes,
+      (key, slot) =>
+        entryBytes(key, slot.entry.body) +
+        (slot.entry.meta?.length ?? 0) * 2,
+    );
     this.#maxAge = maxAgeMs;
     this.#now = now;
+  }
+
+  /** Bytes held, roughly. */
+  get bytes(): number {
+    return this.#slots.bytes;
   }
 
   /** The fresh local copy of `key`, aged to now, or `undefined`. */
@@ -41,8 +53,6 @@ export class LocalTier {
       this.#slots.delete(key);
       return undefined;
     }
-    this.#slots.delete(key);
-    this.#slots.set(key, slot);
     const notModified = listedEtag(slot.entry.etag, etags);
     return {
       ...slot.entry,
@@ -61,11 +71,7 @@ export class LocalTier {
     const at = this.#now();
     const until = at + Math.min((entry.freshFor ?? 0) * 1000, this.#maxAge);
     if (until <= at) return;
-    this.#slots.delete(key);
     this.#slots.set(key, { entry, at, until });
-    while (this.#slots.size > this.#maxEntries) {
-      this.#slots.delete(this.#slots.keys().next().value as string);
-    }
   }
 
   /** Drops the local copy of `key`. */

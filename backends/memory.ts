@@ -23,6 +23,7 @@ import {
   zeroCounters,
 } from "./_codec.ts";
 import { checkEntry, checkEtags, checkTags } from "./_validate.ts";
+import { entryBytes, Lru } from "./_lru.ts";
 import type {
   CacheBackend,
   CacheEntry,
@@ -74,6 +75,14 @@ export interface MemoryBackendOptions {
    */
   maxEntries?: number;
   /**
+   * The most bytes kept (bodies, keys and metadata, roughly); the least
+   * recently used entries are evicted beyond it, and an entry larger than
+   * it alone is not kept.
+   *
+   * @default {268435456}
+   */
+  maxBytes?: number;
+  /**
    * The clock, in milliseconds since the epoch. Tests inject one.
    *
    * @default {Date.now}
@@ -91,7 +100,7 @@ interface Slot {
 
 /**
  * A cache backend that keeps entries in this process's memory, with TTLs and
- * a least-recently-used bound on the number of entries.
+ * least-recently-used bounds on the number of entries and on their bytes.
  *
  * @example Expiry with an injected clock
  * ```ts
@@ -109,9 +118,8 @@ interface Slot {
 export class MemoryBackend implements CacheBackend {
   /** The namespace every key of this backend lives under. */
   readonly namespace: string;
-  #maxEntries: number;
   #now: () => number;
-  #slots = new Map<string, Slot>();
+  #slots: Lru<Slot>;
   #counters = zeroCounters();
   /** Bumped by every purge: writes computed under an older one do not land. */
   #epoch = 0;
@@ -123,7 +131,7 @@ export class MemoryBackend implements CacheBackend {
    * @throws {TypeError} If `namespace` is not a non-empty string, has a
    * control character or is not well-formed UTF-16.
    * @throws {RangeError} If `namespace` is over 256 bytes in UTF-8, or
-   * `maxEntries` is not a positive integer.
+   * `maxEntries` or `maxBytes` is not a positive integer.
    */
   constructor(options: MemoryBackendOptions = {}) {
     this.namespace = checkNamespace(
@@ -136,7 +144,13 @@ export class MemoryBackend implements CacheBackend {
         `Cannot create MemoryBackend: maxEntries must be a positive integer: received ${maxEntries}`,
       );
     }
-    this.#maxEntries = maxEntries;
+    const maxBytes = options.maxBytes ?? 2 ** 28;
+    if (!Number.isInteger(maxBytes) || maxBytes < 1) {
+      throw new RangeError(
+        `Cannot create MemoryBackend: maxBytes must be a positive integer: received ${maxBytes}`,
+      );
+    }
+    this.#slots = new Lru(maxEntries, maxBytes, slotBytes);
     this.#now = options.now ?? Date.now;
   }
 
@@ -233,7 +247,7 @@ export class MemoryBackend implements CacheBackend {
     const wanted = new Set(checkTags(tags, "invalidate tags"));
     this.#epoch++;
     let deleted = 0;
-    for (const [key, slot] of this.#slots) {
+    for (const [key, slot] of this.#slots.entries()) {
       if (slot.tags.some((tag) => wanted.has(tag))) {
         this.#slots.delete(key);
         deleted++;
@@ -249,7 +263,7 @@ export class MemoryBackend implements CacheBackend {
    */
   stats(): Promise<CacheStats> {
     let bytes = 0;
-    for (const slot of this.#slots.values()) {
+    for (const [, slot] of this.#slots.entries()) {
       bytes += slot.entry.body.byteLength;
     }
     return Promise.resolve({
@@ -294,8 +308,6 @@ export class MemoryBackend implements CacheBackend {
     }
     if (slot.expiresAt <= now) this.#counters.staleServes++;
     else this.#counters.hits++;
-    this.#slots.delete(key);
-    this.#slots.set(key, slot);
     const notModified = listedEtag(slot.entry.etag, etags);
     return {
       ...slot.entry,
@@ -354,8 +366,7 @@ export class MemoryBackend implements CacheBackend {
     const expiresAt = terms.expire === null
       ? Infinity
       : now + terms.expire * 1000;
-    this.#slots.delete(key);
-    this.#slots.set(key, {
+    this.#counters.evictions += this.#slots.set(key, {
       // A copy, and a plain Uint8Array even from a subclass such as Buffer.
       entry: { ...entry, body: new Uint8Array(entry.body) },
       tags: terms.tags,
@@ -363,9 +374,9 @@ export class MemoryBackend implements CacheBackend {
       expiresAt,
       staleUntil: expiresAt + terms.staleFor * 1000,
     });
-    while (this.#slots.size > this.#maxEntries) {
-      this.#slots.delete(this.#slots.keys().next().value as string);
-      this.#counters.evictions++;
-    }
   }
+}
+
+function slotBytes(key: string, slot: Slot): number {
+  return entryBytes(key, slot.entry.body) + (slot.entry.meta?.length ?? 0) * 2;
 }

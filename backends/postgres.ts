@@ -154,6 +154,14 @@ export interface LocalCacheOptions {
    */
   maxEntries?: number;
   /**
+   * The most bytes kept in this process (bodies, keys and metadata,
+   * roughly; least recently used evicted). An entry larger than it alone is
+   * not kept here.
+   *
+   * @default {67108864}
+   */
+  maxBytes?: number;
+  /**
    * The most seconds an entry is served from this process without asking
    * the database, whatever its own lifetime: a bound on staleness should a
    * notification be lost.
@@ -749,6 +757,7 @@ export class PostgresBackend implements CacheBackend {
       }
       this.#local = new LocalTier(
         positiveInteger("localCache.maxEntries", local.maxEntries ?? 1000),
+        positiveInteger("localCache.maxBytes", local.maxBytes ?? 2 ** 26),
         nonNegativeNumber("localCache.maxAge", local.maxAge ?? 60) * 1000,
       );
     }

@@ -6,7 +6,11 @@
 // on the server's side, as a real outage does. Needs no DATABASE_URL.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { CacheTimeoutError, PostgresBackend } from "../backends/postgres.ts";
+import {
+  CacheOutcomeUnknownError,
+  CacheTimeoutError,
+  PostgresBackend,
+} from "../backends/postgres.ts";
 import type { KeyLock } from "../backends/types.ts";
 import { cached } from "../middleware/mod.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
@@ -380,6 +384,48 @@ Deno.test("while the database hangs from the start, at most breakerThreshold req
     await cluster.resume();
     await within(backend?.close() ?? Promise.resolve(), 5000, "Closing")
       .catch(quiet);
+    await cluster.destroy();
+  }
+});
+
+Deno.test("a write that times out while the server is frozen is reported as of unknown outcome, never as not committed", async () => {
+  const cluster = await startCluster();
+  const backend = new PostgresBackend({
+    dsn: cluster.url,
+    sweepInterval: 0,
+    onError: quiet,
+    queryTimeout: 300,
+  });
+  try {
+    await backend.set("warm-up", 1);
+    await cluster.pause();
+    let outcome: unknown;
+    try {
+      // Sent while the server is frozen: neither the write nor its cancel
+      // gets an answer, so whether it commits is not known yet.
+      outcome = await backend.set("frozen", "written").then(
+        () => "committed",
+        (error) => error,
+      );
+    } finally {
+      await cluster.resume();
+    }
+    assert.ok(
+      outcome instanceof CacheOutcomeUnknownError,
+      `Expected CacheOutcomeUnknownError, got ${outcome}`,
+    );
+    // Whether it committed depends on whether the thawed server runs the
+    // write or its cancel first: either is true to what was reported. The
+    // backend serves again either way.
+    const start = performance.now();
+    let value = await backend.get("warm-up").catch(() => undefined);
+    while (value === undefined && performance.now() - start < 3000) {
+      await delay(50);
+      value = await backend.get("warm-up").catch(() => undefined);
+    }
+    assert.equal(value, 1);
+  } finally {
+    await within(backend.close(), 5000, "Closing the backend").catch(quiet);
     await cluster.destroy();
   }
 });

@@ -2,6 +2,7 @@
 // PostgreSQL when DATABASE_URL is set, on embedded PGlite otherwise), is
 // sent the requests that show its point, and is stopped with SIGTERM.
 import assert from "node:assert/strict";
+import { dropTable, withServer } from "./_helpers.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -361,4 +362,20 @@ Deno.test("examples/two_instances.ts: a MISS on one instance is a HIT on the oth
     assert.equal(toA.cache, "HIT");
     assert.deepEqual(toA.body, fromB.body);
   });
+});
+
+Deno.test({
+  name:
+    "examples leave nothing behind in the test database: their default table is dropped",
+  ignore: Deno.env.get("DATABASE_URL") === undefined,
+  async fn() {
+    // The examples use the default table, as an app would; the tests'
+    // database keeps nothing of theirs.
+    await dropTable("cachekit_entries");
+    const [row] = await withServer((sql) =>
+      sql`SELECT to_regclass('cachekit_entries') IS NULL
+        AND to_regclass('cachekit_entries_epochs') IS NULL AS gone`
+    );
+    assert.equal(row.gone, true);
+  },
 });

@@ -44,7 +44,11 @@ describe("cached() + PostgresBackend under @hono/node-server", () => {
     const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
     try {
       for (const table of tables) {
-        await sql.unsafe(`DROP TABLE IF EXISTS "${table}"`);
+        await sql.unsafe(
+          `DROP TABLE IF EXISTS "${table}", "${table}_epochs";
+DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint);
+DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
+        ).simple();
       }
     } finally {
       await sql.end({ timeout: 5 });
