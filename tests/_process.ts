@@ -31,18 +31,28 @@ export async function spawnFixture(
     await child.status;
   };
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`${name} exited before listening`);
-      text += value;
-    }
-    reader.releaseLock();
-    return { port: JSON.parse(text.split("\n")[0]).port as number, stop };
+    return { port: await listeningPort(child.stdout, name), stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * Reads a fixture's first line, {"port": N}, from its stdout and resolves to
+ * N; rejects when it exits first. The rest of stdout is left unread.
+ */
+export async function listeningPort(
+  stdout: ReadableStream<Uint8Array>,
+  name: string,
+): Promise<number> {
+  const reader = stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${name} exited before listening`);
+    text += value;
+  }
+  reader.releaseLock();
+  return JSON.parse(text.split("\n")[0]).port as number;
 }

@@ -14,6 +14,7 @@ import {
 import type { KeyLock } from "../backends/types.ts";
 import { cached } from "../middleware/mod.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
+import { listeningPort } from "./_process.ts";
 
 const FIXTURE = new URL("./fixtures/chaos_server.ts", import.meta.url)
   .pathname;
@@ -77,16 +78,7 @@ async function spawnApp(url: string, localCache = false): Promise<App> {
     await drained;
   };
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream())
-      .getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("The chaos app exited before listening");
-      text += value;
-    }
-    reader.releaseLock();
-    const port = JSON.parse(text.split("\n")[0]).port as number;
+    const port = await listeningPort(child.stdout, "The chaos app");
     return { port, exited: () => status, stderr: () => stderr, stop };
   } catch (error) {
     await stop();
