@@ -24,6 +24,8 @@ export interface PgSessionConfig {
 }
 
 interface PgClient {
+  /** The connection; its socket is destroyed to drop the session at once. */
+  connection?: { stream?: { destroy(): void } };
   connect(): Promise<void>;
   query(
     config: { text: string; values: unknown[] },
@@ -36,8 +38,9 @@ interface PgClient {
  * Opens a session on a connection of its own. Statements are pipelined: the
  * lock and the re-read that follows it go out in one round trip. Once the
  * connection has failed or ended, queries reject at once and nothing more is
- * written to it. `release()` and `close()` both end the connection, so that a
- * lock never outlives its session.
+ * written to it. `release()` ends the connection once its statements are
+ * answered, and `close()` drops it at once; either way no lock outlives the
+ * session.
  */
 export async function openPgSession(
   config: PgSessionConfig,
@@ -46,6 +49,8 @@ export async function openPgSession(
     config: Record<string, unknown>,
   ) => PgClient;
   const client = new PgClientClass({
+    // A server that accepts and never answers must not hold a connect open.
+    connectionTimeoutMillis: 10_000,
     ...config,
     keepAlive: true,
     pipeline: true,
@@ -62,19 +67,25 @@ export async function openPgSession(
   });
   await client.connect();
   let ended = false;
-  const end = () => {
-    dead ??= new Error("Lock session closed");
-    if (ended) return;
-    ended = true;
-    void client.end().catch(() => {});
-  };
   return {
     async query(text, params) {
       if (dead) throw dead;
       return (await client.query({ text, values: [...params] })).rows;
     },
-    release: end,
-    close: end,
+    release() {
+      dead ??= new Error("Lock session released");
+      if (ended) return;
+      ended = true;
+      void client.end().catch(() => {});
+    },
+    close() {
+      // Its locks are unknown: drop the connection now, without waiting for
+      // statements in flight, and PostgreSQL releases them as it notices.
+      dead ??= new Error("Lock session closed");
+      ended = true;
+      client.connection?.stream?.destroy();
+      void client.end().catch(() => {});
+    },
   };
 }
 
