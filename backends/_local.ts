@@ -1,7 +1,7 @@
 // The in-process tier of PostgresBackend: an LRU of fresh entries, dropped on
 // announcements from other instances.
-import { listedEtag } from "./_codec.ts";
-import { entryBytes, Lru } from "./_lru.ts";
+import { listedEtag } from "../core/entry.ts";
+import { entryBytes, Lru } from "../core/lru.ts";
 import type { StoredEntry } from "./types.ts";
 
 interface Slot {

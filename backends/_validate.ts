@@ -2,7 +2,15 @@
 // input, so that a bad input costs only itself (never a batch it would have
 // joined, never a failure counted by a circuit breaker) and so that every
 // backend accepts and rejects the same inputs.
-import type { CacheEntry } from "./types.ts";
+import type { CacheEntry, SetOptions, WriteEntryOptions } from "./types.ts";
+import {
+  MAX_SECONDS,
+  OptionChecks,
+  preview,
+  typeName,
+} from "../core/options.ts";
+
+export { MAX_SECONDS };
 
 /**
  * The longest key, in UTF-8 bytes. With the longest namespace it stays well
@@ -14,28 +22,6 @@ export const MAX_KEY_BYTES = 2048;
 export const MAX_TAG_BYTES = 1024;
 /** The longest namespace, in UTF-8 bytes; it is part of every index row. */
 export const MAX_NAMESPACE_BYTES = 256;
-/**
- * The most seconds of `expire` and of `staleFor`: 100 years. Their sum stays
- * far inside PostgreSQL's intervals and timestamps, and it leaves room for
- * the 2^31 seconds HTTP caches treat as the largest `max-age`.
- */
-export const MAX_SECONDS = 100 * 365.25 * 24 * 3600;
-
-/** Past this depth a value is checked again with a guard against cycles. */
-const UNGUARDED_DEPTH = 100;
-
-/** A JSON rendering of `text`, shortened for an error message. */
-function preview(text: string): string {
-  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
-}
-
-/** What `value` is, for an error message: `null`, `array`, `Set`, `string`. */
-function typeName(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "array";
-  if (typeof value !== "object") return typeof value;
-  return constructorName(value) ?? "object";
-}
 
 /** The UTF-8 length of a well-formed string. */
 export function utf8Length(text: string): number {
@@ -154,32 +140,37 @@ export function checkTags(tags: unknown, action: string): readonly string[] {
   return tags;
 }
 
-/**
- * Throws a `RangeError` unless `value` is a positive, finite number of
- * seconds up to {@linkcode MAX_SECONDS}.
- */
-export function positiveSeconds(name: string, value: number): number {
-  if (
-    typeof value !== "number" || !(value > 0 && value <= MAX_SECONDS)
-  ) {
-    throw new RangeError(
-      `Invalid option: ${name} must be a positive number of seconds, at most ${MAX_SECONDS} (100 years): received ${value}`,
-    );
-  }
-  return value;
+const writeChecks = new OptionChecks("Cannot write entry");
+
+/** Resolved, validated seconds and tags of a write. */
+export interface WriteTerms {
+  /** Seconds to expiry, or `null` for never. */
+  expire: number | null;
+  /** Seconds kept past expiry. */
+  staleFor: number;
+  /** Tags, deduplicated. */
+  tags: string[];
 }
 
 /**
- * Throws a `RangeError` unless `value` is a non-negative number of seconds
- * up to {@linkcode MAX_SECONDS}.
+ * Validates the options of a write: `expire` and `staleFor` up to 100 years
+ * (a `RangeError` otherwise), `tags` an array of valid tags (a `TypeError`,
+ * or a `RangeError` for a tag's length).
  */
-export function staleSeconds(value: number): number {
-  if (typeof value !== "number" || !(value >= 0 && value <= MAX_SECONDS)) {
-    throw new RangeError(
-      `Cannot write entry: staleFor must be a non-negative number of seconds, at most ${MAX_SECONDS} (100 years): received ${value}`,
-    );
+export function writeTerms(
+  options: WriteEntryOptions | SetOptions | undefined,
+): WriteTerms {
+  const expire = options?.expire;
+  if (expire !== undefined) {
+    writeChecks.positiveSeconds("expire", expire, MAX_SECONDS);
   }
-  return value;
+  const staleFor = writeChecks.nonNegativeSeconds(
+    "staleFor",
+    (options as WriteEntryOptions | undefined)?.staleFor ?? 0,
+    MAX_SECONDS,
+  );
+  const tags = checkTags(options?.tags ?? [], "write entry");
+  return { expire: expire ?? null, staleFor, tags: [...new Set(tags)] };
 }
 
 /** Checks an optional text field of an entry. */
@@ -269,146 +260,4 @@ export function checkEtags(etags: unknown): readonly string[] {
     checkField(etag, "etags", prefix, noControl, TAB_ALLOWED);
   }
   return etags;
-}
-
-// ---------------------------------------------------------------------------
-// Values
-
-/**
- * Throws a `TypeError` unless JSON keeps `value` exactly (`-0` aside, which
- * reads back as `0`): plain objects, arrays, strings, finite numbers,
- * booleans and `null`, without cycles. The message says where the first
- * offending part is, such as `value.list[2] is a hole`.
- */
-export function checkJsonValue(value: unknown): void {
-  if (plain(value, 0)) return;
-  const problem = findProblem(value, "value", undefined, new Map());
-  if (problem !== undefined) {
-    throw new TypeError(`Cannot store value: ${problem}`);
-  }
-}
-
-/**
- * The fast check of every value stored: no paths, no cycle guard. It gives
- * up past {@linkcode UNGUARDED_DEPTH}, where {@linkcode findProblem} decides.
- */
-function plain(value: unknown, depth: number): boolean {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return true;
-    case "number":
-      return Number.isFinite(value);
-    case "object":
-      break;
-    default:
-      return false;
-  }
-  if (value === null) return true;
-  if (depth > UNGUARDED_DEPTH) return false;
-  if (Array.isArray(value)) {
-    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
-    // A hole reads as undefined, which fails.
-    for (let i = 0; i < value.length; i++) {
-      if (!plain(value[i], depth + 1)) return false;
-    }
-    return true;
-  }
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) return false;
-  const record = value as Record<string, unknown>;
-  if (typeof record.toJSON === "function") return false;
-  for (const key in record) {
-    if (!plain(record[key], depth + 1)) return false;
-  }
-  return true;
-}
-
-/**
- * Where `value` (at `path`) stops being plain JSON, or `undefined` when it
- * is. `ancestors` maps each object on the way down to its path.
- */
-function findProblem(
-  value: unknown,
-  path: string,
-  parent: "an object" | "an array" | undefined,
-  ancestors: Map<object, string>,
-): string | undefined {
-  switch (typeof value) {
-    case "string":
-    case "boolean":
-      return undefined;
-    case "number":
-      return Number.isFinite(value) ? undefined : `${path} is ${value}`;
-    case "object":
-      break;
-    case "undefined":
-      return `${path} is undefined`;
-    default:
-      return `${path} is a ${typeof value}`;
-  }
-  if (value === null) return undefined;
-  const seen = ancestors.get(value);
-  if (seen !== undefined) return `${path} is a cycle back to ${seen}`;
-  const shape = shapeProblem(value, path, parent);
-  if (shape !== undefined) return shape;
-  ancestors.set(value, path);
-  try {
-    if (Array.isArray(value)) {
-      for (let i = 0; i < value.length; i++) {
-        const at = `${path}[${i}]`;
-        if (!(i in value)) return `${at} is a hole`;
-        const found = findProblem(value[i], at, "an array", ancestors);
-        if (found !== undefined) return found;
-      }
-      return undefined;
-    }
-    const record = value as Record<string, unknown>;
-    for (const key in record) {
-      const at = /^[A-Za-z_$][\w$]*$/.test(key)
-        ? `${path}.${key}`
-        : `${path}[${JSON.stringify(key)}]`;
-      const found = findProblem(record[key], at, "an object", ancestors);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  } finally {
-    ancestors.delete(value);
-  }
-}
-
-/** What is wrong with the object `value` itself, not its contents. */
-function shapeProblem(
-  value: object,
-  path: string,
-  parent: "an object" | "an array" | undefined,
-): string | undefined {
-  const prototype = Object.getPrototypeOf(value);
-  if (Array.isArray(value) && prototype === Array.prototype) return undefined;
-  if (prototype === Object.prototype || prototype === null) {
-    return typeof (value as { toJSON?: unknown }).toJSON === "function"
-      ? `${path} has a toJSON method`
-      : undefined;
-  }
-  const name = constructorName(value);
-  if (name === undefined) {
-    return `${path} is an object whose prototype is not Object.prototype or null`;
-  }
-  const article = /^[AEIO]/.test(name) ? "an" : "a";
-  // Bytes are stored as bytes at the top only: nested, JSON would turn them
-  // into an object of numbers.
-  const inside = value instanceof Uint8Array && parent
-    ? ` inside ${parent}`
-    : "";
-  return `${path} is ${article} ${name}${inside}`;
-}
-
-/** The name of the class `value` is an instance of, if its prototype tells. */
-function constructorName(value: object): string | undefined {
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype === null || !Object.hasOwn(prototype, "constructor")) {
-    return undefined;
-  }
-  const name = (prototype.constructor as { name?: unknown })?.name;
-  return typeof name === "string" && name !== "" ? name : undefined;
 }

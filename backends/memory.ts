@@ -13,17 +13,17 @@
  *
  * @module
  */
+import { decodeValue, encodeValue, listedEtag } from "../core/entry.ts";
 import {
+  checkEntry,
+  checkEtags,
   checkKey,
   checkNamespace,
-  decodeValue,
-  encodeValue,
-  listedEtag,
+  checkTags,
   writeTerms,
-  zeroCounters,
-} from "./_codec.ts";
-import { checkEntry, checkEtags, checkTags } from "./_validate.ts";
-import { entryBytes, Lru } from "./_lru.ts";
+} from "./_validate.ts";
+import { zeroCounters } from "./_stats.ts";
+import { entryBytes, Lru } from "../core/lru.ts";
 import type {
   CacheBackend,
   CacheEntry,

@@ -20,22 +20,24 @@
  * @module
  */
 import postgres from "postgres";
+import { decodeValue, encodeValue } from "../core/entry.ts";
+import { Batcher } from "./_batch.ts";
 import {
+  checkEntry,
+  checkEtags,
   checkKey,
   checkNamespace,
-  deadline,
-  decodeValue,
-  encodeValue,
-  toBytes,
+  checkTags,
+  utf8Length,
   type WriteTerms,
   writeTerms,
-  zeroCounters,
-} from "./_codec.ts";
-import { Batcher } from "./_batch.ts";
-import { checkEntry, checkEtags, checkTags, utf8Length } from "./_validate.ts";
+} from "./_validate.ts";
+import { zeroCounters } from "./_stats.ts";
+import { toBytes } from "./_postgres/rows.ts";
 import { CircuitBreaker } from "./_breaker.ts";
 import { fnv1a, LocalTier } from "./_local.ts";
-import { burstLogger, report } from "./_report.ts";
+import { burstLogger, report } from "../core/report.ts";
+import { deadline, unrefTimer } from "../core/time.ts";
 import {
   LIST_SEPARATOR,
   parseTableName,
@@ -594,17 +596,6 @@ async function openEmbedded(options: EmbeddedOptions): Promise<SqlDriver> {
   const db = new PGlite(options.dataDir);
   await db.waitReady;
   return toSqlDriver(db, true);
-}
-
-/** Lets the process exit while `timer` is pending, on Deno and on Node. */
-function unrefTimer(timer: ReturnType<typeof setInterval>): void {
-  if (typeof timer === "number") {
-    const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } })
-      .Deno;
-    deno?.unrefTimer?.(timer);
-  } else {
-    (timer as { unref?(): void }).unref?.();
-  }
 }
 
 /**

@@ -21,8 +21,8 @@
  * @module
  */
 
-import { burstLogger, report } from "../backends/_report.ts";
-import { positiveSeconds } from "../backends/_codec.ts";
+import { burstLogger, report } from "../core/report.ts";
+import { MAX_SECONDS, OptionChecks } from "../core/options.ts";
 import type {
   CacheBackend,
   CacheErrorHandler,
@@ -43,7 +43,7 @@ import {
   varyValue,
 } from "./_http.ts";
 import { entryKey, KeyMemo, urlPart } from "./_key.ts";
-import { delay, withinTime } from "./_wait.ts";
+import { delay, withinTime } from "../core/time.ts";
 
 /**
  * The request side of {@linkcode CacheContext}: what `cached()` and its
@@ -438,6 +438,8 @@ function flights(backend: CacheBackend): Flights {
   return found;
 }
 
+const checks = new OptionChecks("Cannot create cached middleware");
+
 function invalid(message: string): never {
   throw new TypeError(`Cannot create cached middleware: ${message}`);
 }
@@ -500,7 +502,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
   }
   const expire = options.expire === undefined
     ? undefined
-    : positiveSeconds("expire", options.expire);
+    : checks.positiveSeconds("expire", options.expire, MAX_SECONDS);
   const vary = [
     ...new Set(
       (typeof options.vary === "string"
@@ -560,10 +562,14 @@ export function cached(options: CachedOptions): CacheMiddleware {
   }
   const swr = options.staleWhileRevalidate === undefined
     ? 0
-    : positiveSeconds("staleWhileRevalidate", options.staleWhileRevalidate);
+    : checks.positiveSeconds(
+      "staleWhileRevalidate",
+      options.staleWhileRevalidate,
+      MAX_SECONDS,
+    );
   const sie = options.staleIfError === undefined
     ? 0
-    : positiveSeconds("staleIfError", options.staleIfError);
+    : checks.positiveSeconds("staleIfError", options.staleIfError, MAX_SECONDS);
   const app = options.app;
   if (swr > 0 && typeof app?.fetch !== "function") {
     invalid(

@@ -6,7 +6,7 @@ import {
   CacheUnavailableError,
   PostgresBackend,
 } from "../backends/postgres.ts";
-import { burstLogger } from "../backends/_report.ts";
+import { burstLogger } from "../core/report.ts";
 import type { CacheBackend, CacheErrorContext } from "../backends/types.ts";
 import { cached } from "../middleware/cached.ts";
 import { Cache } from "../middleware/cache.ts";

@@ -1,5 +1,8 @@
 // The default error reporter: one log line per burst of errors, not one per request.
-import type { CacheErrorContext, CacheErrorHandler } from "./types.ts";
+import type {
+  CacheErrorContext,
+  CacheErrorHandler,
+} from "../backends/types.ts";
 
 /** Milliseconds during which further errors are counted, not logged. */
 const BURST_MS = 10_000;
