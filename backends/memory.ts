@@ -314,6 +314,7 @@ export class MemoryBackend implements CacheBackend {
       body: notModified ? new Uint8Array(0) : slot.entry.body.slice(),
       age: Math.max(0, (now - slot.createdAt) / 1000),
       stale: slot.expiresAt <= now,
+      freshFor: (slot.expiresAt - now) / 1000,
       notModified,
     };
   }

@@ -63,42 +63,11 @@ import type {
   ReadEntryOptions,
   SetOptions,
   StoredEntry,
+  TransactionOptions,
   WriteEntryOptions,
 } from "./types.ts";
 
-/**
- * Runs a statement inside the caller's own postgres.js transaction, so that
- * it commits or rolls back with the caller's data change.
- *
- * @example Invalidating in the transaction that changes the data
- * ```ts ignore
- * import postgres from "postgres";
- * import { PostgresBackend } from "@cachekit/hono/postgres";
- *
- * const sql = postgres(Deno.env.get("DATABASE_URL")!);
- * const backend = new PostgresBackend({ client: sql });
- * await sql.begin(async (tx) => {
- *   await tx`UPDATE users SET name = ${"Ada"} WHERE id = ${42}`;
- *   // Removed only if the update commits.
- *   await backend.invalidateTags(["user:42"], { transaction: tx });
- * });
- * await backend.close();
- * await sql.end();
- * ```
- */
-export interface TransactionOptions {
-  /**
-   * The transaction: the `sql` given to a postgres.js `sql.begin(async (sql)
-   * => ...)` callback.
-   */
-  transaction?: {
-    unsafe(
-      query: string,
-      parameters?: never[],
-      options?: { prepare?: boolean },
-    ): PromiseLike<readonly Record<string, unknown>[]>;
-  };
-}
+export type { TransactionOptions };
 
 /**
  * Entries and bytes of one namespace of a table, from {@linkcode PostgresBackend.tableStats}.

@@ -142,6 +142,40 @@ export interface SetOptions {
 }
 
 /**
+ * Runs a statement inside the caller's own postgres.js transaction, so that
+ * it commits or rolls back with the caller's data change.
+ *
+ * @example Invalidating in the transaction that changes the data
+ * ```ts ignore
+ * import postgres from "postgres";
+ * import { PostgresBackend } from "@cachekit/hono/postgres";
+ *
+ * const sql = postgres(Deno.env.get("DATABASE_URL")!);
+ * const backend = new PostgresBackend({ client: sql });
+ * await sql.begin(async (tx) => {
+ *   await tx`UPDATE users SET name = ${"Ada"} WHERE id = ${42}`;
+ *   // Removed only if the update commits.
+ *   await backend.invalidateTags(["user:42"], { transaction: tx });
+ * });
+ * await backend.close();
+ * await sql.end();
+ * ```
+ */
+export interface TransactionOptions {
+  /**
+   * The transaction: the `sql` given to a postgres.js `sql.begin(async (sql)
+   * => ...)` callback.
+   */
+  transaction?: {
+    unsafe(
+      query: string,
+      parameters?: never[],
+      options?: { prepare?: boolean },
+    ): PromiseLike<readonly Record<string, unknown>[]>;
+  };
+}
+
+/**
  * Options of {@linkcode CacheBackend.writeEntry}.
  *
  * @example Keeping an entry as stale after expiry
@@ -307,7 +341,11 @@ export interface StoredEntry extends CacheEntry {
   age: number;
   /** Whether the entry has expired and is served from its stale window. */
   stale: boolean;
-  /** Seconds until the entry expires, where the backend tells. */
+  /**
+   * Seconds until the entry expires, negative once it has (`Infinity` for
+   * never), by the backend's clock. Both built-in backends tell; the
+   * middleware uses it to decide staleness windows.
+   */
   freshFor?: number;
   /**
    * Whether the entry's etag matched {@linkcode ReadEntryOptions.etags}, in
@@ -542,9 +580,9 @@ export interface CacheBackend {
    * well-formed UTF-16.
    * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
-  delete(key: string): Promise<boolean>;
+  delete(key: string, options?: TransactionOptions): Promise<boolean>;
   /** Deletes every entry of this backend's namespace. */
-  clear(): Promise<void>;
+  clear(options?: TransactionOptions): Promise<void>;
   /** Releases the backend's resources. Calling it again does nothing. */
   close(): Promise<void>;
   /**
@@ -597,7 +635,10 @@ export interface CacheBackend {
    * @throws {TypeError} If `tags` is not an array of tags a write accepts.
    * @throws {RangeError} If a tag is over 1024 bytes in UTF-8.
    */
-  invalidateTags?(tags: readonly string[]): Promise<number>;
+  invalidateTags?(
+    tags: readonly string[],
+    options?: TransactionOptions,
+  ): Promise<number>;
   /** Optional: counters of this process and sizes of the namespace. */
   stats?(): Promise<CacheStats>;
 }

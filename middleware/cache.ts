@@ -16,8 +16,7 @@
  *
  * @module
  */
-import type { CacheBackend } from "../backends/types.ts";
-import type { TransactionOptions } from "../backends/postgres.ts";
+import type { CacheBackend, TransactionOptions } from "../backends/types.ts";
 import {
   invalidate,
   invalidateTags,

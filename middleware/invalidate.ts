@@ -16,8 +16,7 @@
  *
  * @module
  */
-import type { CacheBackend } from "../backends/types.ts";
-import type { TransactionOptions } from "../backends/postgres.ts";
+import type { CacheBackend, TransactionOptions } from "../backends/types.ts";
 import type { CacheContext } from "./cached.ts";
 import { entryKey, urlPart } from "./_key.ts";
 
@@ -103,10 +102,7 @@ export async function invalidate(
   options?: TransactionOptions,
 ): Promise<boolean> {
   const key = await entryKey(urlPart(urlOf(target)), []);
-  return await (backend.delete as (
-    key: string,
-    options?: TransactionOptions,
-  ) => Promise<boolean>).call(backend, key, options);
+  return await backend.delete(key, options);
 }
 
 /**
@@ -143,8 +139,5 @@ export async function invalidateTags(
       "Cannot invalidate tags: the backend has no invalidateTags method",
     );
   }
-  return await (backend.invalidateTags as (
-    tags: readonly string[],
-    options?: TransactionOptions,
-  ) => Promise<number>).call(backend, tags, options);
+  return await backend.invalidateTags(tags, options);
 }
