@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { openPgSession, pgConfigOf } from "./_pg_session.ts";
+import { openPgSession, pgConfigOf } from "./_postgres/pg_session.ts";
 
 /**
  * A row as a driver returns it: column names to values.

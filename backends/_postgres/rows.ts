@@ -1,4 +1,5 @@
 // Values of the rows PostgresBackend reads, as drivers return them.
+import type { EntryKind, StoredEntry } from "../types.ts";
 
 /** Returns plain `Uint8Array` bytes for any `Uint8Array` subclass (e.g. Buffer), or a `\x` hex string. */
 export function toBytes(value: unknown): Uint8Array {
@@ -15,4 +16,30 @@ export function toBytes(value: unknown): Uint8Array {
     return bytes;
   }
   throw new TypeError(`Cannot read bytes: received ${typeof value}`);
+}
+
+/** A row as a driver returns it. */
+export type Row = Record<string, unknown>;
+
+/** The purge epoch a read returned with its row. */
+export function epochOf(row: Row | undefined): number | undefined {
+  return row?.epoch === null || row?.epoch === undefined
+    ? undefined
+    : Number(row.epoch);
+}
+
+/** The entry of a read's row; reads return a row, without one, on a miss. */
+export function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
+  if (!row || row.kind === null || row.kind === undefined) return undefined;
+  const notModified = row.value === null;
+  return {
+    kind: Number(row.kind) as EntryKind,
+    body: notModified ? new Uint8Array(0) : toBytes(row.value),
+    meta: row.meta === null ? undefined : String(row.meta),
+    etag: row.etag === null ? undefined : String(row.etag),
+    age: Number(row.age),
+    stale: row.stale === true,
+    freshFor: Number(row.fresh_for),
+    notModified,
+  };
 }

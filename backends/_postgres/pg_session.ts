@@ -8,7 +8,7 @@ import type {
   PostgresJsConnectionOptions,
   SqlRow,
   SqlSession,
-} from "./sql_driver.ts";
+} from "../sql_driver.ts";
 
 /** The part of node-postgres's `Client` configuration that is used. */
 export interface PgSessionConfig {

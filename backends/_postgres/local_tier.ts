@@ -1,8 +1,8 @@
 // The in-process tier of PostgresBackend: an LRU of fresh entries, dropped on
 // announcements from other instances.
-import { listedEtag } from "../core/entry.ts";
-import { entryBytes, Lru } from "../core/lru.ts";
-import type { StoredEntry } from "./types.ts";
+import { listedEtag } from "../../core/entry.ts";
+import { entryBytes, Lru } from "../../core/lru.ts";
+import type { StoredEntry } from "../types.ts";
 
 interface Slot {
   entry: StoredEntry;

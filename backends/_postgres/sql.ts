@@ -1,4 +1,7 @@
-// The SQL text of PostgresBackend, built once per backend from its validated table name.
+// The SQL text of PostgresBackend, built once per backend from its validated
+// table name, and the builders of the parameters whose order it fixes.
+import type { CacheEntry } from "../types.ts";
+import type { WriteTerms } from "../_validate.ts";
 
 /** Table names: an optional schema, then a name, each a plain identifier. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
@@ -52,7 +55,6 @@ export interface Statements {
    * (or null) first.
    */
   writeMany(rows: number): string;
-  write: string;
   sweep: string;
   lock: string;
   unlock: string;
@@ -64,6 +66,33 @@ export interface Statements {
 
 /** The parameters of one row of {@linkcode Statements.writeMany}. */
 export const WRITE_ROW_PARAMETERS = 9;
+
+/** One write, as {@linkcode writeRow} turns it into a row's parameters. */
+export interface WriteRow {
+  key: string;
+  entry: CacheEntry;
+  terms: WriteTerms;
+  /** The purge epoch it was computed under; `null` lands whatever the epoch. */
+  epoch: number | null;
+}
+
+/**
+ * The {@linkcode WRITE_ROW_PARAMETERS} parameters of one row of
+ * {@linkcode Statements.writeMany}, in the order of its VALUES columns.
+ */
+export function writeRow({ key, entry, terms, epoch }: WriteRow): unknown[] {
+  return [
+    epoch,
+    key,
+    entry.kind,
+    entry.body,
+    entry.meta ?? null,
+    entry.etag ?? null,
+    terms.tags.join(LIST_SEPARATOR),
+    terms.expire,
+    terms.staleFor,
+  ];
+}
 
 /** Separates the tags, and the etags, packed in one text parameter. */
 export const LIST_SEPARATOR = "\x1f";
@@ -275,20 +304,6 @@ FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS q(key, etags, i)
 LEFT JOIN ${epochs} AS ep ON ep.namespace = $1::text
 LEFT JOIN ${table} AS e
   ON e.namespace = $1::text AND e.key = q.key AND e.stale_until > now()`,
-    write: `INSERT INTO ${table}
-  (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
-SELECT $1::text, $3::text, $4::int2, $5::bytea, $6::text, $7::text, $8::text[],
-  octet_length($5::bytea), now(), x.expires_at,
-  x.expires_at + $10::float8 * interval '1 second'
-FROM (SELECT CASE WHEN $9::float8 IS NULL THEN 'infinity'::timestamptz
-  ELSE now() + $9::float8 * interval '1 second' END AS expires_at) AS x
-LEFT JOIN ${epochJoin} ON true
-WHERE $2::int8 IS NULL OR coalesce(ep.epoch, 0) = $2::int8
-ON CONFLICT (namespace, key) DO UPDATE SET
-  kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
-  etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
-  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-  stale_until = EXCLUDED.stale_until`,
     // One instance per namespace at a time: see the function above.
     evict:
       `SELECT * FROM ${evictFunction}($1::text, $2::int8, $3::int8, $4::int, $5::int8, $6::int8)`,
