@@ -20,7 +20,6 @@
  * @module
  */
 import { decodeValue, encodeValue } from "../core/entry.ts";
-import { report } from "../core/report.ts";
 import {
   checkEntry,
   checkEtags,
@@ -29,9 +28,8 @@ import {
   writeTerms,
 } from "./_validate.ts";
 import { zeroCounters } from "./_stats.ts";
-import { CircuitBreaker } from "./_postgres/breaker.ts";
-import { Connection, withTimeout } from "./_postgres/connection.ts";
-import { CacheUnavailableError } from "./_postgres/errors.ts";
+import { Connection } from "./_postgres/connection.ts";
+import { Database } from "./_postgres/database.ts";
 import { Eviction } from "./_postgres/eviction.ts";
 import { LocalTier } from "./_postgres/local_tier.ts";
 import { Locks } from "./_postgres/locks.ts";
@@ -41,16 +39,14 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from "./_postgres/options.ts";
-import { type Lookup, readBatcher } from "./_postgres/reads.ts";
-import { epochOf, type Row, toStoredEntry } from "./_postgres/rows.ts";
+import { Reads } from "./_postgres/reads.ts";
+import { type Row, toNamespaceStats } from "./_postgres/rows.ts";
 import type { PurgeMode } from "./_postgres/sql.ts";
 import { Sweeper } from "./_postgres/sweeper.ts";
 import { Writes } from "./_postgres/writes.ts";
-import type { Batcher } from "./_postgres/batch.ts";
 import type {
   CacheBackend,
   CacheEntry,
-  CacheErrorContext,
   CacheStats,
   CacheValue,
   EntryLookup,
@@ -104,14 +100,6 @@ export interface NamespaceStats {
   expired: number;
 }
 
-/** Operations that wait for this process's queued writes first. */
-const ORDERED_AFTER_WRITES = new Set([
-  "delete",
-  "clear",
-  "clearTable",
-  "invalidateTags",
-]);
-
 /**
  * A cache backend on a PostgreSQL table, shared by every process on the same
  * database. Expiry is decided by the database clock inside each read;
@@ -133,8 +121,8 @@ export class PostgresBackend implements CacheBackend {
   readonly namespace: string;
   #options: ResolvedOptions;
   #connection: Connection;
-  #breaker: CircuitBreaker;
-  #reads: Batcher<Lookup, Row | undefined>;
+  #db: Database;
+  #reads: Reads;
   #writes: Writes;
   #eviction: Eviction;
   #sweeper: Sweeper;
@@ -160,24 +148,36 @@ export class PostgresBackend implements CacheBackend {
     this.namespace = resolved.namespace;
     const { sql, namespace } = resolved;
     this.#connection = new Connection(resolved, (op) => this.#checkOpen(op));
-    this.#breaker = new CircuitBreaker(
-      resolved.breakerThreshold,
-      resolved.breakerCooldown,
-      resolved.now,
-    );
+    const db = new Database(this.#connection, resolved, this.#counters);
+    this.#db = db;
     const closing = () => this.#closed !== undefined;
     const query = (op: string, text: string, params: unknown[]) =>
-      this.#query(op, text, params);
-    const run = (op: string, text: string, params: unknown[]) =>
-      this.#connection.run(op, text, params);
-    const guard = <T>(op: string, fn: () => Promise<T>) => this.#guard(op, fn);
-    this.#reads = readBatcher({ ...resolved, run });
+      db.query(op, text, params);
+    const guard = <T>(op: string, fn: () => Promise<T>) => db.guard(op, fn);
+    const failed = (error: unknown, op: string) => db.report(error, op);
+    if (resolved.local) {
+      const { maxEntries, maxBytes, maxAgeMs } = resolved.local;
+      this.#sync = new TierSync(new LocalTier(maxEntries, maxBytes, maxAgeMs), {
+        namespace,
+        tableName: resolved.tableName,
+        notify: (channel, payload, options) =>
+          db.query("notify", NOTIFY, [channel, payload], options),
+        failed: (error) => failed(error, "listen"),
+      });
+    }
+    this.#reads = new Reads({
+      ...resolved,
+      run: (op, text, params) => this.#connection.run(op, text, params),
+      guard,
+      counters: this.#counters,
+      tier: this.#sync?.tier,
+    });
     this.#eviction = new Eviction({
       ...resolved,
       query,
       closing,
       evicted: (n) => this.#counters.evictions += n,
-      failed: (error) => this.#report(error, "evict"),
+      failed: (error) => failed(error, "evict"),
     });
     this.#writes = new Writes({
       ...resolved,
@@ -185,16 +185,13 @@ export class PostgresBackend implements CacheBackend {
       run: (op, text, params) =>
         this.#connection.run(op, text, params, "change"),
       guard,
-      stored: (keys) => this.#announce(keys),
+      stored: async (keys) => await this.#sync?.announce(keys),
       dropped: () => this.#counters.droppedWrites++,
     });
-    this.#sweeper = new Sweeper({
-      sql,
-      batchSize: resolved.sweepBatchSize,
-      query,
-      closing,
-      failed: (error, op) => this.#report(error, op),
-    }, resolved.sweepInterval);
+    this.#sweeper = new Sweeper(
+      { sql, batchSize: resolved.sweepBatchSize, query, closing, failed },
+      resolved.sweepInterval,
+    );
     this.#locks = new Locks({
       ...resolved,
       connection: this.#connection,
@@ -202,19 +199,9 @@ export class PostgresBackend implements CacheBackend {
     });
     // Keep a failed start from becoming an unhandled rejection; requests see
     // the error through the connection and go on without the cache.
-    this.#connection.driver.catch((error) => this.#report(error, "connect"));
+    this.#connection.driver.catch((error) => failed(error, "connect"));
     void this.#connection.ready().catch(() => {});
-    if (resolved.local) {
-      const { maxEntries, maxBytes, maxAgeMs } = resolved.local;
-      this.#sync = new TierSync(new LocalTier(maxEntries, maxBytes, maxAgeMs), {
-        namespace,
-        tableName: resolved.tableName,
-        notify: (channel, payload, options) =>
-          this.#query("notify", NOTIFY, [channel, payload], options),
-        failed: (error) => this.#report(error, "listen"),
-      });
-      this.#sync.listen(this.#connection.driver);
-    }
+    this.#sync?.listen(this.#connection.driver);
   }
 
   /**
@@ -227,7 +214,7 @@ export class PostgresBackend implements CacheBackend {
 
   /** Whether the circuit breaker is open: queries are skipped. */
   get circuitOpen(): boolean {
-    return this.#breaker.open;
+    return this.#db.open;
   }
 
   /**
@@ -294,7 +281,7 @@ export class PostgresBackend implements CacheBackend {
   async delete(key: string, options?: TransactionOptions): Promise<boolean> {
     this.#checkOpen("delete");
     const [row] = await this.#purge("delete", "key", [checkKey(key)], options);
-    await this.#announce([key], options);
+    await this.#sync?.announce([key], options);
     return Number(row?.live ?? 0) > 0;
   }
 
@@ -307,7 +294,7 @@ export class PostgresBackend implements CacheBackend {
   async clear(options?: TransactionOptions): Promise<void> {
     this.#checkOpen("clear");
     await this.#purge("clear", "namespace", [], options);
-    await this.#announce(null, options);
+    await this.#sync?.announce(null, options);
   }
 
   /**
@@ -318,7 +305,7 @@ export class PostgresBackend implements CacheBackend {
   async clearTable(): Promise<void> {
     this.#checkOpen("clearTable");
     await this.#purge("clearTable", "table", []);
-    await this.#announce(null, undefined, null);
+    await this.#sync?.announce(null, undefined, null);
   }
 
   /**
@@ -341,7 +328,7 @@ export class PostgresBackend implements CacheBackend {
       [...tags],
       options,
     );
-    await this.#announce(null, options);
+    await this.#sync?.announce(null, options);
     return Number(row?.n ?? 0);
   }
 
@@ -420,29 +407,7 @@ export class PostgresBackend implements CacheBackend {
     checkKey(key);
     const etags = checkEtags(options?.etags);
     this.#checkOpen("readEntry");
-    const tier = this.#sync?.tier;
-    const local = tier?.get(key, etags);
-    if (local) {
-      this.#counters.hits++;
-      return { entry: local, epoch: undefined };
-    }
-    const generation = tier?.generation;
-    // The breaker counts this read's own deadline, queueing included: while
-    // the database hangs, at most breakerThreshold reads wait it out.
-    const row = await this.#guard("readEntry", () =>
-      withTimeout(
-        this.#reads.add({ key, etags }),
-        this.#options.queryTimeout,
-        "readEntry",
-      ));
-    const entry = toStoredEntry(row);
-    if (!entry) this.#counters.misses++;
-    else if (entry.stale) this.#counters.staleServes++;
-    else {
-      this.#counters.hits++;
-      tier?.put(key, entry, generation!);
-    }
-    return { entry, epoch: epochOf(row) };
+    return await this.#reads.lookup(key, etags);
   }
 
   /**
@@ -482,7 +447,7 @@ export class PostgresBackend implements CacheBackend {
   async stats(): Promise<CacheStats> {
     this.#checkOpen("stats");
     try {
-      const rows = await this.#query("stats", this.#options.sql.stats, [
+      const rows = await this.#db.query("stats", this.#options.sql.stats, [
         this.namespace,
       ]);
       this.#eviction.sizes = {
@@ -492,7 +457,7 @@ export class PostgresBackend implements CacheBackend {
     } catch (error) {
       // The counters matter most when the database is down: report them
       // with the last sizes known.
-      this.#report(error, "stats");
+      this.#db.report(error, "stats");
     }
     return { ...this.#eviction.sizes, ...this.#counters };
   }
@@ -504,17 +469,12 @@ export class PostgresBackend implements CacheBackend {
    */
   async tableStats(): Promise<NamespaceStats[]> {
     this.#checkOpen("tableStats");
-    const rows = await this.#query(
+    const rows = await this.#db.query(
       "tableStats",
       this.#options.sql.namespaces,
       [],
     );
-    return rows.map((row) => ({
-      namespace: String(row.namespace),
-      entries: Number(row.entries),
-      bytes: Number(row.bytes),
-      expired: Number(row.expired),
-    }));
+    return rows.map(toNamespaceStats);
   }
 
   /**
@@ -540,65 +500,20 @@ export class PostgresBackend implements CacheBackend {
    * Deletes what `mode` and `targets` say, after bumping the namespace's
    * purge epoch: a write computed before the purge does not land after it.
    */
-  #purge(
+  async #purge(
     operation: string,
     mode: PurgeMode,
     targets: string[],
     options?: TransactionOptions,
   ): Promise<Row[]> {
-    return this.#query(operation, this.#options.sql.purge, [
+    // A purge must not be overtaken by a write this process queued before
+    // it: the write would bring the entry back.
+    await this.#writes.settle();
+    return await this.#db.query(operation, this.#options.sql.purge, [
       this.namespace,
       mode,
       targets,
-    ], options);
-  }
-
-  /** Drops local copies and announces it, when there is a local tier. */
-  async #announce(
-    keys: string[] | null,
-    options?: TransactionOptions,
-    namespace: string | null = this.namespace,
-  ): Promise<void> {
-    await this.#sync?.announce(keys, options, namespace);
-  }
-
-  /** Runs a statement under the breaker, or in the caller's transaction. */
-  async #query(
-    operation: string,
-    text: string,
-    params: unknown[],
-    options?: TransactionOptions,
-  ): Promise<Row[]> {
-    if (ORDERED_AFTER_WRITES.has(operation)) {
-      // A delete must not be overtaken by a write this process queued
-      // before it: the write would bring the entry back.
-      await this.#writes.settle();
-    }
-    const change = ORDERED_AFTER_WRITES.has(operation) ? "change" : "read";
-    if (options?.transaction) {
-      return await this.#connection.inTransaction(
-        options.transaction,
-        text,
-        params,
-      );
-    }
-    return await this.#guard(
-      operation,
-      () => this.#connection.run(operation, text, params, change),
-    );
-  }
-
-  /** Runs `fn` under the circuit breaker, counting its failures. */
-  #guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    return this.#breaker.run(fn, () => new CacheUnavailableError(operation))
-      .catch((error) => {
-        if (!(error instanceof CacheUnavailableError)) this.#counters.errors++;
-        throw error;
-      });
-  }
-
-  #report(error: unknown, operation: string): void {
-    report(this.#options.onError, error, this.#context(operation));
+    ], { ...options, outcome: "change" });
   }
 
   #checkOpen(operation: string): void {
@@ -607,9 +522,5 @@ export class PostgresBackend implements CacheBackend {
         `Cannot ${operation}: the PostgresBackend of table ${this.#options.tableName} is closed`,
       );
     }
-  }
-
-  #context(operation: string, key?: string): CacheErrorContext {
-    return { operation, namespace: this.namespace, key };
   }
 }

@@ -1,6 +1,11 @@
-// The reads of a PostgresBackend: lookups made together share one query.
+// The reads of a PostgresBackend: the local tier first, then lookups made
+// together share one query, each under its own deadline.
+import type { EntryLookup } from "../types.ts";
+import type { zeroCounters } from "../_stats.ts";
 import { Batcher } from "./batch.ts";
-import type { Row } from "./rows.ts";
+import { withTimeout } from "./connection.ts";
+import type { LocalTier } from "./local_tier.ts";
+import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
 /** A read waiting for its batch. */
@@ -15,12 +20,58 @@ export interface ReadsContext {
   namespace: string;
   maxBatchSize: number;
   maxInflight: number;
+  queryTimeout: number;
   /** Runs a read, unguarded: each reader's failure is counted once. */
   run(operation: string, text: string, params: unknown[]): Promise<Row[]>;
+  /** Runs `fn` under the circuit breaker. */
+  guard<T>(operation: string, fn: () => Promise<T>): Promise<T>;
+  /** The backend's counters of hits, misses and stale serves. */
+  counters: ReturnType<typeof zeroCounters>;
+  /** The local tier, when there is one. */
+  tier?: LocalTier;
+}
+
+/** Reads entries: from the local tier, else from the table in batches. */
+export class Reads {
+  #context: ReadsContext;
+  #batcher: Batcher<Lookup, Row | undefined>;
+
+  /** @param context What the reads need of their backend. */
+  constructor(context: ReadsContext) {
+    this.#context = context;
+    this.#batcher = readBatcher(context);
+  }
+
+  /** The entry at `key` (fresh or stale) and the purge epoch read with it. */
+  async lookup(key: string, etags: readonly string[]): Promise<EntryLookup> {
+    const { tier, counters, queryTimeout } = this.#context;
+    const local = tier?.get(key, etags);
+    if (local) {
+      counters.hits++;
+      return { entry: local, epoch: undefined };
+    }
+    const generation = tier?.generation;
+    // The breaker counts this read's own deadline, queueing included: while
+    // the database hangs, at most breakerThreshold reads wait it out.
+    const row = await this.#context.guard("readEntry", () =>
+      withTimeout(
+        this.#batcher.add({ key, etags }),
+        queryTimeout,
+        "readEntry",
+      ));
+    const entry = toStoredEntry(row);
+    if (!entry) counters.misses++;
+    else if (entry.stale) counters.staleServes++;
+    else {
+      counters.hits++;
+      tier?.put(key, entry, generation!);
+    }
+    return { entry, epoch: epochOf(row) };
+  }
 }
 
 /** Batches lookups: one row (found or not, with the epoch) per lookup. */
-export function readBatcher(
+function readBatcher(
   context: ReadsContext,
 ): Batcher<Lookup, Row | undefined> {
   const { sql, namespace, run } = context;

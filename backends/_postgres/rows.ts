@@ -43,3 +43,18 @@ export function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
     notModified,
   };
 }
+
+/** A row of the per-namespace statistics. */
+export function toNamespaceStats(row: Row): {
+  namespace: string;
+  entries: number;
+  bytes: number;
+  expired: number;
+} {
+  return {
+    namespace: String(row.namespace),
+    entries: Number(row.entries),
+    bytes: Number(row.bytes),
+    expired: Number(row.expired),
+  };
+}

@@ -130,30 +130,7 @@ export function statements(
     writeMany(rows: number): string {
       let text = writeMany.get(rows);
       if (text === undefined) {
-        const values = Array.from({ length: rows }, (_, row) => {
-          const p = (column: number) =>
-            `$${2 + row * WRITE_ROW_PARAMETERS + column}`;
-          return `(${p(0)}::int8, ${p(1)}::text, ${p(2)}::int2, ${
-            p(3)
-          }::bytea, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${
-            p(7)
-          }::float8, ${p(8)}::float8)`;
-        }).join(",\n  ");
-        text = `INSERT INTO ${table}
-  (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
-SELECT $1::text, q.key, q.kind, q.value, q.meta, q.etag,
-  string_to_array(q.tags, chr(31)), octet_length(q.value), now(), x.expires_at,
-  x.expires_at + q.stale_for * interval '1 second'
-FROM (VALUES ${values}) AS q(epoch, key, kind, value, meta, etag, tags, expire, stale_for)
-CROSS JOIN LATERAL (SELECT CASE WHEN q.expire IS NULL THEN 'infinity'::timestamptz
-  ELSE now() + q.expire * interval '1 second' END AS expires_at) AS x
-LEFT JOIN ${epochJoin} ON true
-WHERE q.epoch IS NULL OR coalesce(ep.epoch, 0) = q.epoch
-ON CONFLICT (namespace, key) DO UPDATE SET
-  kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
-  etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
-  created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
-  stale_until = EXCLUDED.stale_until`;
+        text = writeManySql(table, epochJoin, rows);
         writeMany.set(rows, text);
       }
       return text;
@@ -170,114 +147,7 @@ SELECT to_regclass($2) IS NOT NULL AND to_regprocedure($3) IS NOT NULL
       `${evictFunction}(text,bigint,bigint,integer,bigint,bigint)`,
     purgeSignature: `${purgeFunction}(text,text,text[])`,
     purge: `SELECT * FROM ${purgeFunction}($1::text, $2::text, $3::text[])`,
-    // One statement, so one implicit transaction: the advisory lock
-    // serializes concurrent creators and is released at its end.
-    create: `DO $cachekit$ BEGIN
-PERFORM pg_advisory_xact_lock(${SCHEMA_LOCK}, ${lockKey});
-CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${table} (
-  namespace text NOT NULL,
-  key text NOT NULL,
-  kind smallint NOT NULL,
-  value bytea NOT NULL,
-  meta text,
-  etag text,
-  tags text[] NOT NULL DEFAULT '{}',
-  byte_size integer NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  expires_at timestamptz NOT NULL,
-  stale_until timestamptz NOT NULL,
-  PRIMARY KEY (namespace, key)
-) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
-  autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
-CREATE INDEX IF NOT EXISTS ${
-      quote(`${name}_age_idx`)
-    } ON ${table} (namespace, created_at);
-CREATE INDEX IF NOT EXISTS ${
-      quote(`${name}_stale_until_idx`)
-    } ON ${table} (stale_until);
-CREATE INDEX IF NOT EXISTS ${
-      quote(`${name}_tags_idx`)
-    } ON ${table} USING gin (tags);
--- Eviction, as a function: in READ COMMITTED each statement of a volatile
--- function takes its own snapshot, so the counts below are taken after the
--- lock, and see what the previous holder evicted. When the namespace is
--- over a bound (max_entries, max_bytes): oldest first, down to the targets,
--- at most batch rows, skipping rows other transactions hold.
-CREATE OR REPLACE FUNCTION ${evictFunction}(ns text, max_entries int8,
-  max_bytes int8, batch int, target_entries int8, target_bytes int8)
-RETURNS TABLE (locked boolean, entries int8, bytes int8, n int, freed int8)
-LANGUAGE plpgsql VOLATILE AS $evict$
-#variable_conflict use_column
-BEGIN
-  IF NOT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || ns)) THEN
-    RETURN QUERY SELECT false, 0::int8, 0::int8, 0, 0::int8;
-    RETURN;
-  END IF;
-  RETURN QUERY WITH s AS (
-    SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
-    FROM ${table} WHERE namespace = ns
-  ), candidates AS (
-    SELECT key, byte_size, created_at FROM ${table}
-    WHERE namespace = ns
-      AND ((SELECT s.n FROM s) > max_entries OR (SELECT s.bytes FROM s) > max_bytes)
-    ORDER BY created_at, key LIMIT batch
-    FOR UPDATE SKIP LOCKED
-  ), c AS (
-    SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
-    FROM candidates
-    WINDOW w AS (ORDER BY created_at, key)
-  ), gone AS (
-    DELETE FROM ${table} AS e USING c
-    WHERE e.namespace = ns AND e.key = c.key
-      AND (c.rn <= (SELECT s.n FROM s) - target_entries
-        OR (SELECT s.bytes FROM s) - c.before > target_bytes)
-    RETURNING e.byte_size
-  )
-  SELECT true, (SELECT s.n FROM s), (SELECT s.bytes FROM s), count(*)::int,
-    coalesce(sum(gone.byte_size), 0)::int8
-  FROM gone;
-END $evict$;
--- Logged even beside an unlogged table: crash recovery must not empty it,
--- or purges would lose their order with the writes.
-CREATE TABLE IF NOT EXISTS ${epochs} (
-  namespace text PRIMARY KEY,
-  epoch int8 NOT NULL
-);
--- Purges, as a function: the epoch is bumped first, waiting for the writes
--- that hold it FOR SHARE; each later statement takes a snapshot of its own,
--- so the delete sees what those writes stored, and a write computed under
--- the old epoch does not land afterwards.
-CREATE OR REPLACE FUNCTION ${purgeFunction}(ns text, mode text, targets text[])
-RETURNS TABLE (n int8, live int8)
-LANGUAGE plpgsql VOLATILE AS $purge$
-#variable_conflict use_column
-BEGIN
-  IF mode = 'table' THEN
-    UPDATE ${epochs} SET epoch = epoch + 1;
-    TRUNCATE ${table};
-    RETURN QUERY SELECT 0::int8, 0::int8;
-    RETURN;
-  END IF;
-  INSERT INTO ${epochs} AS x (namespace, epoch) VALUES (ns, 1)
-    ON CONFLICT (namespace) DO UPDATE SET epoch = x.epoch + 1;
-  IF mode = 'key' THEN
-    RETURN QUERY WITH gone AS (
-      DELETE FROM ${table} WHERE namespace = ns AND key = targets[1]
-      RETURNING expires_at > now() AS alive
-    ) SELECT count(*)::int8, count(*) FILTER (WHERE gone.alive)::int8 FROM gone;
-  ELSIF mode = 'tags' THEN
-    RETURN QUERY WITH gone AS (
-      DELETE FROM ${table} WHERE namespace = ns AND tags && targets RETURNING 1
-    ) SELECT count(*)::int8, 0::int8 FROM gone;
-  ELSE
-    RETURN QUERY WITH gone AS (
-      DELETE FROM ${table} WHERE namespace = ns RETURNING 1
-    ) SELECT count(*)::int8, 0::int8 FROM gone;
-  END IF;
-END $purge$;
-INSERT INTO ${epochs} (namespace, epoch) VALUES (${literal(namespace)}, 0)
-  ON CONFLICT (namespace) DO NOTHING;
-END $cachekit$`,
+    create: createSql({ table, name, unlogged, namespace, lockKey, qualified }),
     // One row, found or not: the namespace's epoch comes with it.
     read: `SELECT coalesce(ep.epoch, 0) AS epoch, e.kind,
   CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
@@ -340,4 +210,175 @@ SELECT count(*)::int AS n FROM gone`,
 
 function literal(text: string): string {
   return `'${text.replaceAll("'", "''")}'`;
+}
+
+/** The upsert of `rows` writes: a VALUES row per key, each value its own typed parameter. */
+function writeManySql(table: string, epochJoin: string, rows: number): string {
+  const values = Array.from({ length: rows }, (_, row) => {
+    const p = (column: number) => `$${2 + row * WRITE_ROW_PARAMETERS + column}`;
+    return `(${p(0)}::int8, ${p(1)}::text, ${p(2)}::int2, ${p(3)}::bytea, ${
+      p(4)
+    }::text, ${p(5)}::text, ${p(6)}::text, ${p(7)}::float8, ${p(8)}::float8)`;
+  }).join(",\n  ");
+  return `INSERT INTO ${table}
+    (namespace, key, kind, value, meta, etag, tags, byte_size, created_at, expires_at, stale_until)
+  SELECT $1::text, q.key, q.kind, q.value, q.meta, q.etag,
+    string_to_array(q.tags, chr(31)), octet_length(q.value), now(), x.expires_at,
+    x.expires_at + q.stale_for * interval '1 second'
+  FROM (VALUES ${values}) AS q(epoch, key, kind, value, meta, etag, tags, expire, stale_for)
+  CROSS JOIN LATERAL (SELECT CASE WHEN q.expire IS NULL THEN 'infinity'::timestamptz
+    ELSE now() + q.expire * interval '1 second' END AS expires_at) AS x
+  LEFT JOIN ${epochJoin} ON true
+  WHERE q.epoch IS NULL OR coalesce(ep.epoch, 0) = q.epoch
+  ON CONFLICT (namespace, key) DO UPDATE SET
+    kind = EXCLUDED.kind, value = EXCLUDED.value, meta = EXCLUDED.meta,
+    etag = EXCLUDED.etag, tags = EXCLUDED.tags, byte_size = EXCLUDED.byte_size,
+    created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+    stale_until = EXCLUDED.stale_until`;
+}
+
+/** What the DDL is built from. */
+interface DdlParts {
+  table: string;
+  name: string;
+  unlogged: boolean;
+  namespace: string;
+  lockKey: string;
+  qualified(suffix: string): string;
+}
+
+/**
+ * The DDL, as one statement, so one implicit transaction: the advisory lock
+ * serializes concurrent creators and is released at its end.
+ */
+function createSql(
+  { table, name, unlogged, namespace, lockKey, qualified }: DdlParts,
+): string {
+  const evictFunction = qualified("evict");
+  const purgeFunction = qualified("purge");
+  const epochs = qualified("epochs");
+  return `DO $cachekit$ BEGIN
+PERFORM pg_advisory_xact_lock(${SCHEMA_LOCK}, ${lockKey});
+CREATE ${unlogged ? "UNLOGGED " : ""}TABLE IF NOT EXISTS ${table} (
+  namespace text NOT NULL,
+  key text NOT NULL,
+  kind smallint NOT NULL,
+  value bytea NOT NULL,
+  meta text,
+  etag text,
+  tags text[] NOT NULL DEFAULT '{}',
+  byte_size integer NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL,
+  stale_until timestamptz NOT NULL,
+  PRIMARY KEY (namespace, key)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.02,
+  autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX IF NOT EXISTS ${
+    quote(`${name}_age_idx`)
+  } ON ${table} (namespace, created_at);
+CREATE INDEX IF NOT EXISTS ${
+    quote(`${name}_stale_until_idx`)
+  } ON ${table} (stale_until);
+CREATE INDEX IF NOT EXISTS ${
+    quote(`${name}_tags_idx`)
+  } ON ${table} USING gin (tags);
+${evictFunctionSql(table, evictFunction, lockKey)}
+-- Logged even beside an unlogged table: crash recovery must not empty it,
+-- or purges would lose their order with the writes.
+CREATE TABLE IF NOT EXISTS ${epochs} (
+  namespace text PRIMARY KEY,
+  epoch int8 NOT NULL
+);
+${purgeFunctionSql(table, purgeFunction, epochs)}
+INSERT INTO ${epochs} (namespace, epoch) VALUES (${literal(namespace)}, 0)
+  ON CONFLICT (namespace) DO NOTHING;
+END $cachekit$`;
+}
+
+/** The eviction function of `table`: see the comment it carries. */
+function evictFunctionSql(
+  table: string,
+  evictFunction: string,
+  lockKey: string,
+): string {
+  return `-- Eviction, as a function: in READ COMMITTED each statement of a volatile
+-- function takes its own snapshot, so the counts below are taken after the
+-- lock, and see what the previous holder evicted. When the namespace is
+-- over a bound (max_entries, max_bytes): oldest first, down to the targets,
+-- at most batch rows, skipping rows other transactions hold.
+CREATE OR REPLACE FUNCTION ${evictFunction}(ns text, max_entries int8,
+  max_bytes int8, batch int, target_entries int8, target_bytes int8)
+RETURNS TABLE (locked boolean, entries int8, bytes int8, n int, freed int8)
+LANGUAGE plpgsql VOLATILE AS $evict$
+#variable_conflict use_column
+BEGIN
+  IF NOT pg_try_advisory_xact_lock(${EVICT_LOCK}, hashtext(${lockKey} || chr(31) || ns)) THEN
+    RETURN QUERY SELECT false, 0::int8, 0::int8, 0, 0::int8;
+    RETURN;
+  END IF;
+  RETURN QUERY WITH s AS (
+    SELECT count(*)::int8 AS n, coalesce(sum(byte_size), 0)::int8 AS bytes
+    FROM ${table} WHERE namespace = ns
+  ), candidates AS (
+    SELECT key, byte_size, created_at FROM ${table}
+    WHERE namespace = ns
+      AND ((SELECT s.n FROM s) > max_entries OR (SELECT s.bytes FROM s) > max_bytes)
+    ORDER BY created_at, key LIMIT batch
+    FOR UPDATE SKIP LOCKED
+  ), c AS (
+    SELECT key, row_number() OVER w AS rn, sum(byte_size) OVER w - byte_size AS before
+    FROM candidates
+    WINDOW w AS (ORDER BY created_at, key)
+  ), gone AS (
+    DELETE FROM ${table} AS e USING c
+    WHERE e.namespace = ns AND e.key = c.key
+      AND (c.rn <= (SELECT s.n FROM s) - target_entries
+        OR (SELECT s.bytes FROM s) - c.before > target_bytes)
+    RETURNING e.byte_size
+  )
+  SELECT true, (SELECT s.n FROM s), (SELECT s.bytes FROM s), count(*)::int,
+    coalesce(sum(gone.byte_size), 0)::int8
+  FROM gone;
+END $evict$;`;
+}
+
+/** The purge function of `table`: see the comment it carries. */
+function purgeFunctionSql(
+  table: string,
+  purgeFunction: string,
+  epochs: string,
+): string {
+  return `-- Purges, as a function: the epoch is bumped first, waiting for the writes
+-- that hold it FOR SHARE; each later statement takes a snapshot of its own,
+-- so the delete sees what those writes stored, and a write computed under
+-- the old epoch does not land afterwards.
+CREATE OR REPLACE FUNCTION ${purgeFunction}(ns text, mode text, targets text[])
+RETURNS TABLE (n int8, live int8)
+LANGUAGE plpgsql VOLATILE AS $purge$
+#variable_conflict use_column
+BEGIN
+  IF mode = 'table' THEN
+    UPDATE ${epochs} SET epoch = epoch + 1;
+    TRUNCATE ${table};
+    RETURN QUERY SELECT 0::int8, 0::int8;
+    RETURN;
+  END IF;
+  INSERT INTO ${epochs} AS x (namespace, epoch) VALUES (ns, 1)
+    ON CONFLICT (namespace) DO UPDATE SET epoch = x.epoch + 1;
+  IF mode = 'key' THEN
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns AND key = targets[1]
+      RETURNING expires_at > now() AS alive
+    ) SELECT count(*)::int8, count(*) FILTER (WHERE gone.alive)::int8 FROM gone;
+  ELSIF mode = 'tags' THEN
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns AND tags && targets RETURNING 1
+    ) SELECT count(*)::int8, 0::int8 FROM gone;
+  ELSE
+    RETURN QUERY WITH gone AS (
+      DELETE FROM ${table} WHERE namespace = ns RETURNING 1
+    ) SELECT count(*)::int8, 0::int8 FROM gone;
+  END IF;
+END $purge$;`;
 }
