@@ -92,3 +92,11 @@ export function varyValue(current: string | null, names: string): string {
 export function mergeVary(headers: Headers, names: string): void {
   headers.set("vary", varyValue(headers.get("vary"), names));
 }
+
+/**
+ * Both the strong and the weak form of each tag of {@linkcode parseIfNoneMatch}:
+ * backends compare entity tags exactly, while `If-None-Match` compares weakly.
+ */
+export function withWeak(etags: readonly string[]): string[] {
+  return etags.flatMap((tag) => tag === "*" ? [tag] : [tag, `W/${tag}`]);
+}

@@ -1,4 +1,5 @@
 // Cache keys: Web Crypto SHA-256 over method, path, sorted query and varied headers.
+import type { CacheContext } from "./types.ts";
 
 const encoder = new TextEncoder();
 
@@ -148,5 +149,50 @@ export class KeyMemo {
     this.#keys.set(input, key);
     this.#bytes += cost;
     return key;
+  }
+}
+
+/** What a route keys its entries on. */
+export interface KeyRule {
+  /** Replaces the URL part of the key. */
+  keyGenerator: ((c: CacheContext) => string | Promise<string>) | undefined;
+  /** The varied request headers, lower-case and sorted. */
+  vary: readonly string[];
+  /** Whether the credentials enter the key. */
+  perUser: boolean;
+}
+
+/** Derives the keys of one route's requests, remembering recent ones. */
+export class RequestKeys {
+  #rule: KeyRule;
+  #memo = new KeyMemo();
+
+  constructor(rule: KeyRule) {
+    this.#rule = rule;
+  }
+
+  /**
+   * The key of the request of `c`.
+   *
+   * @throws If `keyGenerator` throws, or the URL is neither a path nor an
+   * absolute URL.
+   */
+  async of(c: CacheContext): Promise<string> {
+    const { keyGenerator, vary, perUser } = this.#rule;
+    const url = keyGenerator ? String(await keyGenerator(c)) : c.req.url;
+    const headers = c.req.raw.headers;
+    const values: (string | null)[] = vary.map((name) =>
+      // A Request built from a full URL has no Host header: use the URL's.
+      headers.get(name) ?? (name === "host" ? new URL(c.req.url).host : null)
+    );
+    if (perUser) {
+      values.push(headers.get("authorization"), headers.get("cookie"));
+    }
+    // Generated keys are used as they are; URLs are normalized first.
+    const input = JSON.stringify([keyGenerator ? 1 : 0, url, ...values]);
+    return await this.#memo.get(
+      input,
+      () => entryKey(keyGenerator ? url : urlPart(url), values),
+    );
   }
 }

@@ -22,12 +22,8 @@ import {
   invalidateTags,
   type InvalidationTarget,
 } from "./invalidate.ts";
-import {
-  type AppFetcher,
-  cached,
-  type CachedOptions,
-  type CacheMiddleware,
-} from "./cached.ts";
+import { cached } from "./cached.ts";
+import type { AppFetcher, CachedOptions, CacheMiddleware } from "./types.ts";
 
 /**
  * Options of {@linkcode Cache.init}: defaults for every `cache.cached()` route.

@@ -17,7 +17,7 @@
  * @module
  */
 import type { CacheBackend, TransactionOptions } from "../backends/types.ts";
-import type { CacheContext } from "./cached.ts";
+import type { CacheContext } from "./types.ts";
 import { entryKey, urlPart } from "./_key.ts";
 
 /**

@@ -17,6 +17,7 @@
  *
  * @module
  */
+export * from "./types.ts";
 export * from "./cached.ts";
 export * from "./cache.ts";
 export * from "./invalidate.ts";

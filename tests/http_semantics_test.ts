@@ -14,7 +14,8 @@ import type {
   StoredEntry,
   WriteEntryOptions,
 } from "../backends/types.ts";
-import { cached, type CachedOptions } from "../middleware/cached.ts";
+import { cached } from "../middleware/cached.ts";
+import type { CachedOptions } from "../middleware/types.ts";
 import { backendKinds, pglite, withServer } from "./_helpers.ts";
 
 const encoder = new TextEncoder();

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { MemoryBackend } from "../backends/memory.ts";
-import { cached, type CachedOptions } from "../middleware/cached.ts";
+import { cached } from "../middleware/cached.ts";
+import type { CachedOptions } from "../middleware/types.ts";
 import { backendKinds } from "./_helpers.ts";
 
 /** A MemoryBackend on a clock the test moves by hand (milliseconds). */

@@ -1,0 +1,293 @@
+// Work in flight on a key: one computation per process that the others share
+// (single-flight), the wait on another process's computation (the backend's
+// lock), background refreshes of stale entries, the writes on their way, and
+// the purge epochs that keep a computation begun before a purge from being
+// shared or stored after it.
+import type {
+  CacheBackend,
+  EntryLookup,
+  KeyLock,
+  StoredEntry,
+} from "../backends/types.ts";
+import { ENTRY_KIND } from "../core/entry.ts";
+import { delay, withinTime } from "../core/time.ts";
+import { withWeak } from "./_http.ts";
+import type { Fail, Settings } from "./_options.ts";
+import type { Replay } from "./_replay.ts";
+import type { AppFetcher, CacheContext } from "./types.ts";
+
+/** A computation in flight, shared by the requests that wait for it. */
+interface Flight {
+  replay: Promise<Replay | undefined>;
+  /** The purge epoch it computes under: none is shared past a later purge. */
+  epoch: number | undefined;
+}
+
+/** Work in flight on one backend, by key. */
+interface InFlight {
+  writes: Map<string, Promise<void>>;
+  computing: Map<string, Flight>;
+  refreshing: Map<string, Promise<void>>;
+}
+
+/**
+ * Work in flight per backend: every route caching in a backend shares it, so
+ * that two routes computing one key (a facade's and a plain one) coalesce.
+ */
+const inFlightOf = new WeakMap<CacheBackend, InFlight>();
+
+function inFlight(backend: CacheBackend): InFlight {
+  let found = inFlightOf.get(backend);
+  if (!found) {
+    found = { writes: new Map(), computing: new Map(), refreshing: new Map() };
+    inFlightOf.set(backend, found);
+  }
+  return found;
+}
+
+/**
+ * Requests made by a background refresh, with the purge epoch the refresh
+ * computes under. A WeakMap, not a header: a client cannot forge one.
+ */
+const refreshRequests = new WeakMap<Request, number | undefined>();
+
+/**
+ * The purge epoch of a background refresh's `request`; `undefined` for any
+ * other request.
+ */
+export function refreshOf(
+  request: Request,
+): { epoch: number | undefined } | undefined {
+  return refreshRequests.has(request)
+    ? { epoch: refreshRequests.get(request) }
+    : undefined;
+}
+
+/** Ends a computation this request leads, sharing what it produced. */
+export type Settle = (replay: Replay | undefined) => void;
+
+/**
+ * What waiting on the cross-process lock ended with: a fresh entry another
+ * process wrote meanwhile, or the lock to compute under.
+ */
+export type Acquired = { entry: StoredEntry } | { lock: KeyLock };
+
+/** The first pause between two tries of a held lock, in milliseconds. */
+const FIRST_PAUSE_MS = 5;
+
+/** The longest pause between two tries of a held lock, in milliseconds. */
+const LONGEST_PAUSE_MS = 100;
+
+/** The work in flight of one route: its backend's, under its settings. */
+export class Flights {
+  #backend: CacheBackend;
+  #inFlight: InFlight;
+  #lock: ((key: string) => Promise<KeyLock>) | undefined;
+  #lockTimeout: number;
+  #fail: Fail;
+
+  constructor(
+    settings: Pick<
+      Settings,
+      "backend" | "crossProcessLock" | "lockTimeout" | "fail"
+    >,
+  ) {
+    const backend = settings.backend;
+    this.#backend = backend;
+    this.#inFlight = inFlight(backend);
+    this.#lock = settings.crossProcessLock
+      ? backend.lock?.bind(backend)
+      : undefined;
+    this.#lockTimeout = settings.lockTimeout;
+    this.#fail = settings.fail;
+  }
+
+  /** Whether a computation first takes the key's lock across processes. */
+  get crossProcess(): boolean {
+    return this.#lock !== undefined;
+  }
+
+  /**
+   * Reads the entry, with the purge epoch where the backend keeps one;
+   * `"failed"`, reported, when the backend failed.
+   */
+  async lookup(
+    key: string,
+    etags: readonly string[],
+  ): Promise<EntryLookup | "failed"> {
+    const backend = this.#backend;
+    const options = { etags: withWeak(etags) };
+    try {
+      return backend.lookup
+        ? await backend.lookup(key, options)
+        : { entry: await backend.readEntry(key, options), epoch: undefined };
+    } catch (error) {
+      this.#fail(error, "readEntry", key);
+      return "failed";
+    }
+  }
+
+  /** The write of this process on its way to `key`, if any. */
+  landing(key: string): Promise<void> | undefined {
+    return this.#inFlight.writes.get(key);
+  }
+
+  /**
+   * The computation of `key` in this process that a request read under
+   * `epoch` may share: none that began before a later purge.
+   */
+  leader(
+    key: string,
+    epoch: number | undefined,
+  ): Promise<Replay | undefined> | undefined {
+    const flight = this.#inFlight.computing.get(key);
+    if (!flight) return undefined;
+    // An unknown epoch on either side shares: there is no purge to order by.
+    const purgedSince = epoch !== undefined && flight.epoch !== undefined &&
+      epoch > flight.epoch;
+    return purgedSince ? undefined : flight.replay;
+  }
+
+  /**
+   * Registers this request's computation of `key` under `epoch`, for the
+   * others of this process to share; the result settles it.
+   */
+  lead(key: string, epoch: number | undefined): Settle {
+    const computing = this.#inFlight.computing;
+    // Replaced at once: a Promise runs its executor before returning.
+    let settle: Settle = () => {};
+    const replay = new Promise<Replay | undefined>((resolve) => {
+      settle = resolve;
+    });
+    const mine: Flight = { replay, epoch };
+    computing.set(key, mine);
+    void replay.then(() => {
+      if (computing.get(key) === mine) computing.delete(key);
+    });
+    return settle;
+  }
+
+  /** What `leader` produces, or `undefined` once `deadline` (ms) passes. */
+  follow(
+    leader: Promise<Replay | undefined>,
+    deadline: number,
+  ): Promise<Replay | undefined> {
+    const remaining = deadline - Date.now();
+    return remaining > 0
+      ? withinTime(leader, remaining)
+      : Promise.resolve(undefined);
+  }
+
+  /**
+   * Tracks `write` (resolving to whether it stored) of `key`: reads of this
+   * process wait for it rather than compute again.
+   */
+  track(c: CacheContext, key: string, write: Promise<boolean>): void {
+    const writes = this.#inFlight.writes;
+    const pending = write.then(() => {});
+    writes.set(key, pending);
+    void write.finally(() => {
+      if (writes.get(key) === pending) writes.delete(key);
+    });
+    keepAlive(c, pending);
+  }
+
+  /**
+   * Takes the key's cross-process lock, waiting (bounded by `lockTimeout`)
+   * while another process holds it. Resolves to a fresh entry written
+   * meanwhile, to the lock to compute under, or to `undefined`: compute
+   * without one.
+   */
+  async acquire(key: string): Promise<Acquired | undefined> {
+    const lock = this.#lock;
+    if (!lock) return undefined;
+    const deadline = Date.now() + this.#lockTimeout;
+    // Doubling pauses: the holder's entry usually lands within a few.
+    for (
+      let pause = FIRST_PAUSE_MS;;
+      pause = Math.min(pause * 2, LONGEST_PAUSE_MS)
+    ) {
+      let held: KeyLock;
+      try {
+        held = await lock(key);
+      } catch (error) {
+        this.#fail(error, "lock", key);
+        return undefined;
+      }
+      if (held.acquired) {
+        const entry = held.entry;
+        if (entry && !entry.stale && entry.kind === ENTRY_KIND.http) {
+          void this.#release(held, key);
+          return { entry };
+        }
+        return { lock: held };
+      }
+      if (Date.now() + pause > deadline) return undefined;
+      await delay(pause);
+    }
+  }
+
+  /** Releases `lock` once `write` settles, so that its waiters find the entry. */
+  releaseAfter(
+    lock: KeyLock,
+    write: Promise<boolean> | undefined,
+    key: string,
+  ): void {
+    void (write ?? Promise.resolve(false)).then(() => this.#release(lock, key));
+  }
+
+  /**
+   * Refreshes the stale entry of the request `c` in the background through
+   * `app`, once across instances, under the purge epoch it was read with.
+   */
+  revalidate(
+    c: CacheContext,
+    key: string,
+    epoch: number | undefined,
+    app: AppFetcher,
+  ): void {
+    const refreshing = this.#inFlight.refreshing;
+    if (refreshing.has(key)) return;
+    const lock = this.#lock;
+    const job = (async () => {
+      const held = lock ? await lock(key) : undefined;
+      try {
+        // Another instance is refreshing it, or has done so already.
+        if (held && (!held.acquired || (held.entry && !held.entry.stale))) {
+          return;
+        }
+        const request = new Request(c.req.raw.url, {
+          headers: c.req.raw.headers,
+        });
+        refreshRequests.set(request, epoch);
+        const res = await app.fetch(request, c.env);
+        await res.body?.cancel();
+      } finally {
+        await held?.release();
+      }
+    })().catch((error) => this.#fail(error, "revalidate", key))
+      .finally(() => refreshing.delete(key));
+    refreshing.set(key, job);
+    keepAlive(c, job);
+  }
+
+  async #release(lock: KeyLock, key: string): Promise<void> {
+    try {
+      await lock.release();
+    } catch (error) {
+      this.#fail(error, "unlock", key);
+    }
+  }
+}
+
+/** Asks the platform to keep running until `work` settles, where it can. */
+function keepAlive(c: CacheContext, work: Promise<unknown>): void {
+  let executionCtx: { waitUntil(promise: Promise<unknown>): void } | undefined;
+  try {
+    executionCtx = c.executionCtx as typeof executionCtx;
+  } catch {
+    // Deno.serve and Node have no execution context: work goes on anyway.
+    return;
+  }
+  executionCtx?.waitUntil?.(work.catch(() => {}));
+}

@@ -1,0 +1,126 @@
+// The caching rules of cached(): which requests the cache stays out of, which
+// responses may be shared, how long they stay fresh, and how long past expiry
+// a stale entry may still answer. Pure decisions: no backend, no I/O.
+import { deltaSeconds, headerList, parseCacheControl } from "./_http.ts";
+import type { Settings } from "./_options.ts";
+import type { Stored } from "./_replay.ts";
+import type { CacheContext } from "./types.ts";
+
+/**
+ * What the cache does with a request:
+ *
+ * - `"pass"`: not a GET or HEAD; the handler answers, untouched.
+ * - `"bypass"`: the handler answers, marked BYPASS: credentials the route
+ *   does not key on, or a client's honoured `no-store`.
+ * - `"compute"`: a client's honoured `no-cache`; the handler answers and the
+ *   entry is refreshed, without reading it first.
+ * - `"read"`: answered from the cache when it can be.
+ */
+export type Approach = "pass" | "bypass" | "compute" | "read";
+
+/** Seconds a response stays fresh when neither `expire` nor the handler says. */
+const DEFAULT_EXPIRE = 60;
+
+/** What the cache does with a request of `method` with `headers`. */
+export function approachOf(
+  method: string,
+  headers: Headers,
+  settings: Pick<Settings, "perUser" | "honorRequestCacheControl">,
+): Approach {
+  if (method !== "GET" && method !== "HEAD") return "pass";
+  // Off, any client could make the cache useless: the header is not read.
+  const directives = settings.honorRequestCacheControl
+    ? parseCacheControl(headers.get("cache-control"))
+    : undefined;
+  if (
+    (!settings.perUser && hasCredentials(headers)) ||
+    directives?.has("no-store")
+  ) {
+    return "bypass";
+  }
+  return directives?.has("no-cache") ? "compute" : "read";
+}
+
+/** Whether a request carries credentials: its response may be for one user. */
+export function hasCredentials(headers: Headers): boolean {
+  return headers.has("authorization") || headers.has("cookie");
+}
+
+/** Statuses from here up are the server's failure, not an answer to keep. */
+const SERVER_ERROR = 500;
+
+/**
+ * Whether the handler failed: it threw (Hono keeps the error on the
+ * context), or answered 5xx.
+ */
+export function handlerFailed(c: CacheContext): boolean {
+  return c.error !== undefined || c.res.status >= SERVER_ERROR;
+}
+
+/**
+ * Why the response to a request with `requestHeaders` cannot be shared, or
+ * `undefined` when it can.
+ */
+export function unstorable(
+  res: Response,
+  requestHeaders: Headers,
+  settings: Pick<Settings, "statuses" | "perUser" | "keyed">,
+): string | undefined {
+  if (!settings.statuses.has(res.status)) return "status";
+  const headers = res.headers;
+  if (headers.has("set-cookie")) return "set-cookie";
+  const directives = parseCacheControl(headers.get("cache-control"));
+  if (directives.has("no-store") || directives.has("no-cache")) {
+    return "cache-control";
+  }
+  // `private` is for one user: storable only under that user's own key.
+  if (
+    directives.has("private") &&
+    !(settings.perUser && hasCredentials(requestHeaders))
+  ) {
+    return "private";
+  }
+  // A response varying on a header the key ignores would answer requests
+  // that differ in it.
+  const keyed = settings.keyed;
+  if (headerList(headers.get("vary")).some((name) => !keyed.has(name))) {
+    return "vary";
+  }
+  // An event stream never ends: buffering it would hold the response back.
+  if (headers.get("content-type")?.startsWith("text/event-stream")) {
+    return "stream";
+  }
+  return undefined;
+}
+
+/**
+ * Seconds the response stays fresh: `expire` when the route sets it, else
+ * the handler's `s-maxage` (for shared caches, which this is), `max-age`, or
+ * 60.
+ */
+export function freshLifetime(
+  res: Response,
+  expire: number | undefined,
+): number {
+  if (expire !== undefined) return expire;
+  const directives = parseCacheControl(res.headers.get("cache-control"));
+  return deltaSeconds(directives, "s-maxage") ??
+    deltaSeconds(directives, "max-age") ?? DEFAULT_EXPIRE;
+}
+
+/** Seconds since the stored entry expired (negative while it is fresh). */
+export function secondsPastExpiry({ entry, meta }: Stored): number {
+  // The backend's own figure, by its clock, when it gives one; an entry of a
+  // backend that does not carries the lifetime it was written with.
+  return typeof entry.freshFor === "number"
+    ? -entry.freshFor
+    : entry.age - (meta.ttl ?? 0);
+}
+
+/**
+ * Whether a stale entry is still within a window of `seconds` past its
+ * expiry; a window of 0 is none.
+ */
+export function withinStaleWindow(stored: Stored, seconds: number): boolean {
+  return seconds > 0 && secondsPastExpiry(stored) <= seconds;
+}
