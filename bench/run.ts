@@ -371,9 +371,12 @@ try {
   await backend.close();
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { onnotice: () => {} });
-  await sql.unsafe(`DROP TABLE IF EXISTS "${table}"`);
+  await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_epochs"`);
   await sql.unsafe(
     `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
+  );
+  await sql.unsafe(
+    `DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
   );
   await sql.end();
 }

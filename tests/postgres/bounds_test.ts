@@ -2,13 +2,13 @@
 // instance at a time), table upkeep settings, and stats().
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { MemoryBackend } from "../backends/memory.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
 import {
   PostgresBackend,
   type PostgresBackendOptions,
-} from "../backends/postgres.ts";
-import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
-import type { CacheStats } from "../backends/types.ts";
+} from "../../backends/postgres.ts";
+import { type SqlDriver, toSqlDriver } from "../../backends/sql_driver.ts";
+import type { CacheStats } from "../../backends/types.ts";
 import {
   DATABASE_URL,
   dropTable,
@@ -17,7 +17,7 @@ import {
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
 type Row = Record<string, unknown>;
 type Query = (text: string, params?: unknown[]) => Promise<Row[]>;

@@ -1,8 +1,8 @@
 // Local tiers of two instances kept coherent by NOTIFY, on the real server.
 import assert from "node:assert/strict";
-import { PostgresBackend } from "../backends/postgres.ts";
-import type { CacheValue } from "../backends/types.ts";
-import { DATABASE_URL, dropTable, uniqueTable } from "./_helpers.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import type { CacheValue } from "../../backends/types.ts";
+import { DATABASE_URL, dropTable, uniqueTable } from "../_helpers.ts";
 
 /** Two instances with local tiers on one fresh table, closed after `fn`. */
 async function withPair(

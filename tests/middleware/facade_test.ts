@@ -1,9 +1,9 @@
 // Issue 2: the Cache facade: init, initApp, cached(), defaults and overrides.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { MemoryBackend } from "../backends/memory.ts";
-import type { CacheBackend } from "../backends/types.ts";
-import { Cache, cache } from "../middleware/cache.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import type { CacheBackend } from "../../backends/types.ts";
+import { Cache, cache } from "../../middleware/cache.ts";
 
 /** A MemoryBackend on a clock the test moves by hand. */
 function clocked(): { backend: MemoryBackend; advance(seconds: number): void } {

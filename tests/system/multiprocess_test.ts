@@ -3,9 +3,9 @@
 // wrote them, and processes creating the table at the same moment all
 // succeed. The processes run tests/fixtures/backend_worker.ts.
 import assert from "node:assert/strict";
-import { DATABASE_URL, dropTable, uniqueTable } from "./_helpers.ts";
+import { DATABASE_URL, dropTable, uniqueTable } from "../_helpers.ts";
 
-const WORKER = new URL("./fixtures/backend_worker.ts", import.meta.url)
+const WORKER = new URL("../fixtures/backend_worker.ts", import.meta.url)
   .pathname;
 
 type Step = Record<string, unknown>;

@@ -3,7 +3,7 @@
 // two hono/cache CVEs, and failing open.
 import assert from "node:assert/strict";
 import { type Context, Hono } from "hono";
-import { MemoryBackend } from "../backends/memory.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
 import type {
   CacheBackend,
   CacheEntry,
@@ -13,10 +13,10 @@ import type {
   SetOptions,
   StoredEntry,
   WriteEntryOptions,
-} from "../backends/types.ts";
-import { cached } from "../middleware/cached.ts";
-import type { CachedOptions } from "../middleware/types.ts";
-import { backendKinds, pglite, withServer } from "./_helpers.ts";
+} from "../../backends/types.ts";
+import { cached } from "../../middleware/cached.ts";
+import type { CachedOptions } from "../../middleware/types.ts";
+import { backendKinds, pglite, withServer } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 

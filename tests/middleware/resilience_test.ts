@@ -1,24 +1,24 @@
 // Issue 4: stampede protection, stale entries, and failing open.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { MemoryBackend } from "../backends/memory.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
 import {
   CacheUnavailableError,
   PostgresBackend,
-} from "../backends/postgres.ts";
-import { burstLogger } from "../core/report.ts";
-import type { CacheBackend, CacheErrorContext } from "../backends/types.ts";
-import { cached } from "../middleware/cached.ts";
-import { Cache } from "../middleware/cache.ts";
+} from "../../backends/postgres.ts";
+import { burstLogger } from "../../core/report.ts";
+import type { CacheBackend, CacheErrorContext } from "../../backends/types.ts";
+import { cached } from "../../middleware/cached.ts";
+import { Cache } from "../../middleware/cache.ts";
 import {
   backendKinds,
   DATABASE_URL,
   dropTable,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
-import { spawnFixture } from "./_process.ts";
-import { startProxy } from "./_proxy.ts";
+} from "../_helpers.ts";
+import { spawnFixture } from "../_process.ts";
+import { startProxy } from "../_proxy.ts";
 
 /** A promise with its resolver, for handlers a test holds open. */
 function gate<T = void>(): { promise: Promise<T>; open(value: T): void } {

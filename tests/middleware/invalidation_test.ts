@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { type Context, Hono } from "hono";
 import type postgres from "postgres";
-import { PostgresBackend } from "../backends/postgres.ts";
-import type { CacheBackend, CacheErrorContext } from "../backends/types.ts";
-import { Cache } from "../middleware/cache.ts";
-import { cached } from "../middleware/cached.ts";
-import { invalidate, invalidateTags } from "../middleware/invalidate.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import type { CacheBackend, CacheErrorContext } from "../../backends/types.ts";
+import { Cache } from "../../middleware/cache.ts";
+import { cached } from "../../middleware/cached.ts";
+import { invalidate, invalidateTags } from "../../middleware/invalidate.ts";
 import {
   type BackendKind,
   backendKinds,
@@ -18,7 +18,7 @@ import {
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
 const serverKind = backendKinds.find((kind) =>
   kind.name === "postgres on the real server"
@@ -705,7 +705,7 @@ async function worker(
     args: [
       "run",
       "-A",
-      new URL("./fixtures/invalidation_tag_worker.ts", import.meta.url)
+      new URL("../fixtures/invalidation_tag_worker.ts", import.meta.url)
         .pathname,
       ...paths,
     ],

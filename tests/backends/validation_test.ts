@@ -12,8 +12,8 @@ import type {
   CacheEntry,
   CacheValue,
   WriteEntryOptions,
-} from "../backends/types.ts";
-import { type BackendKind, backendKinds, postgresKinds } from "./_helpers.ts";
+} from "../../backends/types.ts";
+import { type BackendKind, backendKinds, postgresKinds } from "../_helpers.ts";
 
 const MAX_KEY_BYTES = 2048;
 const MAX_TAG_BYTES = 1024;

@@ -1,15 +1,15 @@
 // A purge wins over computations that began before it, across processes.
 import assert from "node:assert/strict";
-import { PostgresBackend } from "../backends/postgres.ts";
-import { invalidate } from "../middleware/invalidate.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import { invalidate } from "../../middleware/invalidate.ts";
 import {
   backendKinds,
   DATABASE_URL,
   dropTable,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
-import { spawnFixture } from "./_process.ts";
+} from "../_helpers.ts";
+import { spawnFixture } from "../_process.ts";
 
 /** Polls `port`'s handler runs until there are `runs` (3 s at most). */
 async function runsReach(port: number, runs: number): Promise<number> {

@@ -2,10 +2,10 @@
 // X-Cache and Age, the key, expiry, and validation of the options.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { MemoryBackend } from "../backends/memory.ts";
-import { cached } from "../middleware/cached.ts";
-import type { CachedOptions } from "../middleware/types.ts";
-import { backendKinds } from "./_helpers.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import { cached } from "../../middleware/cached.ts";
+import type { CachedOptions } from "../../middleware/types.ts";
+import { backendKinds } from "../_helpers.ts";
 
 /** A MemoryBackend on a clock the test moves by hand (milliseconds). */
 function clocked(): { backend: MemoryBackend; advance(seconds: number): void } {

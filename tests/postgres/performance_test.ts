@@ -3,18 +3,21 @@
 // `deno task bench`; these tests count round trips and handler runs.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { CacheQueueFullError, PostgresBackend } from "../backends/postgres.ts";
-import { type SqlDriver, toSqlDriver } from "../backends/sql_driver.ts";
-import { cached } from "../middleware/cached.ts";
+import {
+  CacheQueueFullError,
+  PostgresBackend,
+} from "../../backends/postgres.ts";
+import { type SqlDriver, toSqlDriver } from "../../backends/sql_driver.ts";
+import { cached } from "../../middleware/cached.ts";
 import {
   DATABASE_URL,
   dropTable,
   pglite,
   postgresKinds,
   uniqueTable,
-} from "./_helpers.ts";
-import { spawnFixture } from "./_process.ts";
-import { startProxy } from "./_proxy.ts";
+} from "../_helpers.ts";
+import { spawnFixture } from "../_process.ts";
+import { startProxy } from "../_proxy.ts";
 
 const quiet = () => {};
 

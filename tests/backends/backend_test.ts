@@ -7,9 +7,9 @@
 // and for PostgresBackend (whose expiry is decided by the database clock) the
 // rows are moved into the past with SQL on the same database.
 import assert from "node:assert/strict";
-import { MemoryBackend } from "../backends/memory.ts";
-import type { PostgresBackend } from "../backends/postgres.ts";
-import type { CacheBackend, CacheValue } from "../backends/types.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import type { PostgresBackend } from "../../backends/postgres.ts";
+import type { CacheBackend, CacheValue } from "../../backends/types.ts";
 import {
   type BackendKind,
   backendKinds,
@@ -17,7 +17,7 @@ import {
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
 type Row = Record<string, unknown>;
 type Query = (text: string, params?: unknown[]) => Promise<Row[]>;

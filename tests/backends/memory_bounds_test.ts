@@ -1,8 +1,8 @@
 // In-process structures are bounded by bytes as well as by count.
 import assert from "node:assert/strict";
-import { MemoryBackend } from "../backends/memory.ts";
-import { PostgresBackend } from "../backends/postgres.ts";
-import { pglite, uniqueTable } from "./_helpers.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import { pglite, uniqueTable } from "../_helpers.ts";
 
 const MiB = 1024 * 1024;
 

@@ -10,13 +10,13 @@ import {
   CacheOutcomeUnknownError,
   CacheTimeoutError,
   PostgresBackend,
-} from "../backends/postgres.ts";
-import type { KeyLock } from "../backends/types.ts";
-import { cached } from "../middleware/mod.ts";
-import { type Cluster, startCluster } from "./_cluster.ts";
-import { listeningPort } from "./_process.ts";
+} from "../../backends/postgres.ts";
+import type { KeyLock } from "../../backends/types.ts";
+import { cached } from "../../middleware/mod.ts";
+import { type Cluster, startCluster } from "../_cluster.ts";
+import { listeningPort } from "../_process.ts";
 
-const FIXTURE = new URL("./fixtures/chaos_server.ts", import.meta.url)
+const FIXTURE = new URL("../fixtures/chaos_server.ts", import.meta.url)
   .pathname;
 /** Requests in flight at once during a scenario. */
 const CONCURRENCY = 50;

@@ -7,12 +7,12 @@ import {
   CacheTimeoutError,
   PostgresBackend,
   type PostgresBackendOptions,
-} from "../backends/postgres.ts";
+} from "../../backends/postgres.ts";
 import {
   type DenoPostgresPool,
   type SqlDriver,
   toSqlDriver,
-} from "../backends/sql_driver.ts";
+} from "../../backends/sql_driver.ts";
 import {
   DATABASE_URL,
   dropTable,
@@ -21,7 +21,7 @@ import {
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
 type Row = Record<string, unknown>;
 type Query = (text: string, params?: unknown[]) => Promise<Row[]>;

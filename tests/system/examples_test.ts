@@ -2,9 +2,9 @@
 // PostgreSQL when DATABASE_URL is set, on embedded PGlite otherwise), is
 // sent the requests that show its point, and is stopped with SIGTERM.
 import assert from "node:assert/strict";
-import { dropTable, withServer } from "./_helpers.ts";
+import { dropTable, withServer } from "../_helpers.ts";
 
-const root = new URL("../", import.meta.url);
+const root = new URL("../../", import.meta.url);
 
 /** Milliseconds an example may take to print its listening line. */
 const START_LIMIT = 60_000;

@@ -4,14 +4,14 @@ import {
   CacheOutcomeUnknownError,
   CacheTimeoutError,
   PostgresBackend,
-} from "../backends/postgres.ts";
+} from "../../backends/postgres.ts";
 import {
   DATABASE_URL,
   dropTable,
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
 /** Resolves once no statement on `table` is running on the server (20 s at most). */
 async function settled(table: string): Promise<void> {

@@ -3,12 +3,12 @@
 // bounded by bytes as well as by count.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { MemoryBackend } from "../backends/memory.ts";
-import type { CacheBackend } from "../backends/types.ts";
-import { KeyMemo } from "../middleware/_key.ts";
-import { cached } from "../middleware/cached.ts";
-import { invalidate } from "../middleware/invalidate.ts";
-import { postgresKinds } from "./_helpers.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import type { CacheBackend } from "../../backends/types.ts";
+import { KeyMemo } from "../../middleware/_key.ts";
+import { cached } from "../../middleware/cached.ts";
+import { invalidate } from "../../middleware/invalidate.ts";
+import { postgresKinds } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -427,10 +427,10 @@ Deno.test(
 const longUrlChild = `
 import { Hono } from "hono";
 import { MemoryBackend } from ${
-  JSON.stringify(new URL("../backends/memory.ts", import.meta.url).href)
+  JSON.stringify(new URL("../../backends/memory.ts", import.meta.url).href)
 };
 import { cached } from ${
-  JSON.stringify(new URL("../middleware/cached.ts", import.meta.url).href)
+  JSON.stringify(new URL("../../middleware/cached.ts", import.meta.url).href)
 };
 const backend = new MemoryBackend();
 const app = new Hono();
@@ -463,7 +463,7 @@ Deno.test(
         "-A",
         "--v8-flags=--expose-gc",
         "--config",
-        new URL("../deno.json", import.meta.url).pathname,
+        new URL("../../deno.json", import.meta.url).pathname,
         "-",
       ],
       stdin: "piped",

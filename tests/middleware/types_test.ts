@@ -3,8 +3,8 @@
 // check that the callbacks see the context.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { cached } from "../middleware/cached.ts";
-import { MemoryBackend } from "../backends/memory.ts";
+import { cached } from "../../middleware/cached.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
 
 interface User {
   id: string;

@@ -2,18 +2,18 @@
 // subprocess for its exit status.
 import assert from "node:assert/strict";
 import { Hono } from "hono";
-import { main } from "../cli.ts";
-import { PostgresBackend } from "../backends/postgres.ts";
-import { cached } from "../middleware/cached.ts";
+import { main } from "../../cli.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import { cached } from "../../middleware/cached.ts";
 import {
   DATABASE_URL,
   dropTable,
   uniqueNamespace,
   uniqueTable,
   withServer,
-} from "./_helpers.ts";
+} from "../_helpers.ts";
 
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
 /** Runs main() in process, capturing what it writes. */
 async function run(
