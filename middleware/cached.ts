@@ -251,7 +251,8 @@ async function readCache(
 ): Promise<Response | undefined> {
   const { flights, replies } = route;
   // A write of this process lands first: reading it beats computing again.
-  await flights.landing(visit.key);
+  const landing = flights.landing(visit.key);
+  if (landing) await landing;
   const found = await flights.lookup(visit.key, visit.etags);
   if (found === "failed") visit.healthy = false;
   else {
