@@ -195,10 +195,14 @@ export class Flights {
   /**
    * Takes the key's cross-process lock, waiting (bounded by `lockTimeout`)
    * while another process holds it. Resolves to a fresh entry written
-   * meanwhile, to the lock to compute under, or to `undefined`: compute
-   * without one.
+   * meanwhile (only when `reading`: a request that may be answered from the
+   * cache), to the lock to compute under, or to `undefined`: compute without
+   * one.
    */
-  async acquire(key: string): Promise<Acquired | undefined> {
+  async acquire(
+    key: string,
+    reading: boolean,
+  ): Promise<Acquired | undefined> {
     const lock = this.#lock;
     if (!lock) return undefined;
     const deadline = Date.now() + this.#lockTimeout;
@@ -216,7 +220,9 @@ export class Flights {
       }
       if (held.acquired) {
         const entry = held.entry;
-        if (entry && !entry.stale && entry.kind === ENTRY_KIND.http) {
+        if (
+          reading && entry && !entry.stale && entry.kind === ENTRY_KIND.http
+        ) {
           void this.#release(held, key);
           return { entry };
         }

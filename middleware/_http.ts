@@ -1,30 +1,78 @@
 // HTTP header parsing used by cached(): Cache-Control, Vary, entity tags.
 
-/** Parsed `Cache-Control` directives: lower-case names to values (`""` when valueless). */
+/**
+ * Parsed `Cache-Control` directives: lower-case names to values (`""` when
+ * valueless). A quoted value keeps its quotes, so that a delta-seconds
+ * directive can tell `max-age=5` from the invalid `max-age="5"`.
+ */
 export type Directives = Map<string, string>;
+
+/**
+ * One directive: a token name, then `=` and a token or a quoted string (with
+ * `\` escapes), up to the comma that ends it. A quoted value may hold commas
+ * (`no-cache="set-cookie, x-a"`): splitting on commas first would cut it in two.
+ */
+const DIRECTIVE =
+  /\s*([^\s=,]+)\s*(?:=\s*("(?:[^"\\]|\\.)*"?|[^,]*))?\s*(?:,|$)/gy;
 
 /** Parses a `Cache-Control` header value. */
 export function parseCacheControl(value: string | null): Directives {
   const directives: Directives = new Map();
   if (!value) return directives;
-  for (const part of value.split(",")) {
-    const eq = part.indexOf("=");
-    const name = (eq === -1 ? part : part.slice(0, eq)).trim().toLowerCase();
-    if (!name) continue;
-    const raw = eq === -1 ? "" : part.slice(eq + 1).trim();
-    directives.set(name, raw.replace(/^"(.*)"$/, "$1"));
+  DIRECTIVE.lastIndex = 0;
+  // Each match consumes at least one character, or ends the loop.
+  for (let at = 0; at < value.length;) {
+    const match = DIRECTIVE.exec(value);
+    if (!match || DIRECTIVE.lastIndex === at) {
+      // Garbage up to the next comma (a stray `=`): skip it.
+      const comma = value.indexOf(",", at);
+      if (comma === -1) break;
+      at = DIRECTIVE.lastIndex = comma + 1;
+      continue;
+    }
+    at = DIRECTIVE.lastIndex;
+    const name = match[1].toLowerCase();
+    // The first occurrence rules, as in most caches.
+    if (!directives.has(name)) directives.set(name, (match[2] ?? "").trim());
   }
   return directives;
 }
 
-/** Reads a delta-seconds directive (`max-age`, `s-maxage`), or `undefined`. */
+/**
+ * Reads a delta-seconds directive (`max-age`, `s-maxage`): `undefined` when
+ * absent, and 0 when invalid (negative, quoted, not digits): RFC 9111 §4.2.1
+ * has an invalid freshness lifetime mean stale.
+ */
 export function deltaSeconds(
   directives: Directives,
   name: string,
 ): number | undefined {
   const raw = directives.get(name);
-  if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
-  return Number(raw);
+  if (raw === undefined) return undefined;
+  return /^\d+$/.test(raw) ? Number(raw) : 0;
+}
+
+/** An IMF-fixdate (RFC 9110 §5.6.7), the one form a cache must accept. */
+const IMF_FIXDATE =
+  /^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/**
+ * The milliseconds of an HTTP date in IMF-fixdate form, or `undefined`:
+ * obsolete forms (2-digit years) and other zones are treated as invalid.
+ */
+export function httpDate(value: string | null): number | undefined {
+  if (value === null || !IMF_FIXDATE.test(value.trim())) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+/**
+ * The `Age` a response arrived with, in seconds: 0 when absent or not a
+ * non-negative integer.
+ */
+export function receivedAge(headers: Headers): number {
+  const value = headers.get("age")?.trim();
+  return value && /^\d+$/.test(value) ? Number(value) : 0;
 }
 
 /** Rewrites the `max-age` and `s-maxage` of a `Cache-Control` value, less `age` seconds. */

@@ -178,8 +178,47 @@ export class RequestKeys {
    * absolute URL.
    */
   async of(c: CacheContext): Promise<string> {
-    const { keyGenerator, vary, perUser } = this.#rule;
+    const { keyGenerator } = this.#rule;
     const url = keyGenerator ? String(await keyGenerator(c)) : c.req.url;
+    return await this.#derive(c, url, keyGenerator !== undefined);
+  }
+
+  /**
+   * The keys an unsafe request to `c` invalidates (RFC 9111 §4.4): its own
+   * URL's, and those of the same-origin `Location` and `Content-Location` of
+   * its response `res`. A route with a `keyGenerator` keys on more than URLs:
+   * only its own key is known.
+   *
+   * @throws If `keyGenerator` throws, or the URL is neither a path nor an
+   * absolute URL.
+   */
+  async changedBy(c: CacheContext, res: Response): Promise<string[]> {
+    const keys = [await this.of(c)];
+    if (this.#rule.keyGenerator) return keys;
+    const base = new URL(c.req.url);
+    for (const name of ["location", "content-location"]) {
+      const value = res.headers.get(name);
+      if (value === null) continue;
+      let target: URL;
+      try {
+        target = new URL(value, base);
+      } catch {
+        continue; // Not a URL: nothing to invalidate.
+      }
+      // Another origin's entries are not this one's to remove (§4.4).
+      if (target.origin !== base.origin) continue;
+      keys.push(await this.#derive(c, target.href, false));
+    }
+    return [...new Set(keys)];
+  }
+
+  /** The key of `url` with the varied headers of the request of `c`. */
+  async #derive(
+    c: CacheContext,
+    url: string,
+    generated: boolean,
+  ): Promise<string> {
+    const { vary, perUser } = this.#rule;
     const headers = c.req.raw.headers;
     const values: (string | null)[] = vary.map((name) =>
       // A Request built from a full URL has no Host header: use the URL's.
@@ -189,10 +228,10 @@ export class RequestKeys {
       values.push(headers.get("authorization"), headers.get("cookie"));
     }
     // Generated keys are used as they are; URLs are normalized first.
-    const input = JSON.stringify([keyGenerator ? 1 : 0, url, ...values]);
+    const input = JSON.stringify([generated ? 1 : 0, url, ...values]);
     return await this.#memo.get(
       input,
-      () => entryKey(keyGenerator ? url : urlPart(url), values),
+      () => entryKey(generated ? url : urlPart(url), values),
     );
   }
 }

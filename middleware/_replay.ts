@@ -7,6 +7,7 @@ import {
   bodyTag,
   etagMatches,
   mergeVary,
+  receivedAge,
   reduceMaxAge,
   varyValue,
 } from "./_http.ts";
@@ -19,6 +20,8 @@ export interface Replay {
   headers: [string, string][];
   body: Uint8Array;
   etag: string;
+  /** The `Age` it arrived with, in seconds: an upstream cache kept it so long. */
+  age?: number;
 }
 
 /** What an HTTP entry's `meta` holds besides its body. */
@@ -30,6 +33,8 @@ export interface Meta {
    * is, for a backend that does not tell `freshFor`.
    */
   ttl?: number;
+  /** The `Age` the response arrived with, in seconds; absent for 0. */
+  age?: number;
 }
 
 /** An HTTP entry as read, with its metadata decoded. */
@@ -56,7 +61,6 @@ const UNSTORED = new Set([
   "age",
   "connection",
   "content-length",
-  "date",
   "etag",
   "keep-alive",
   "transfer-encoding",
@@ -71,6 +75,12 @@ const NOT_MODIFIED_HEADERS = new Set([
 ]);
 
 const NOT_MODIFIED = 304;
+
+/**
+ * Statuses whose responses cannot carry a body (RFC 9110 §15.3.5, §15.3.6,
+ * §15.4.5): `new Response()` rejects one, so they replay without.
+ */
+const BODILESS = new Set([204, 205, NOT_MODIFIED]);
 
 /** Builds the responses of one route, with its headers. */
 export class Replies {
@@ -112,8 +122,9 @@ export class Replies {
     if (age !== undefined) headers.push(["age", String(age)]);
     if (this.#statusHeader) headers.push([this.#statusHeader, options.status]);
     if (varyHeader) headers.push(["vary", varyValue(storedVary, varyHeader)]);
+    const bodiless = notModified || BODILESS.has(replay.status);
     return new Response(
-      notModified ? null : replay.body as BodyInit,
+      bodiless ? null : replay.body as BodyInit,
       { status: notModified ? NOT_MODIFIED : replay.status, headers },
     );
   }
@@ -126,7 +137,8 @@ export class Replies {
     const entry = stored.entry;
     return this.respond(replayOf(stored), {
       status,
-      age: Math.floor(entry.age),
+      // The time resident here, on top of the time upstream (§4.2.3).
+      age: Math.floor(entry.age) + (upstreamAge(stored.meta) ?? 0),
       notModified: entry.notModified || etagMatches(entry.etag, etags),
     });
   }
@@ -143,7 +155,15 @@ export class Replies {
     try {
       this.mark(c.res, status);
     } catch {
-      replace(c, this.mark(new Response(c.res.body, c.res), status));
+      let copy: Response;
+      try {
+        copy = new Response(c.res.body, c.res);
+      } catch {
+        // A status `new Response()` rejects (above 599, from an origin):
+        // the response passes on untouched, as it would without the cache.
+        return;
+      }
+      replace(c, this.mark(copy, status));
     }
   }
 }
@@ -175,7 +195,14 @@ export function replayOf({ entry, meta }: Stored): Replay {
     headers: meta.headers,
     body: entry.body,
     etag: entry.etag ?? "",
+    age: upstreamAge(meta),
   };
+}
+
+/** The received `Age` an entry keeps; a value that is not a count is none. */
+function upstreamAge(meta: Meta): number | undefined {
+  const age = meta.age;
+  return Number.isSafeInteger(age) && age! > 0 ? age : undefined;
 }
 
 /**
@@ -194,17 +221,23 @@ export async function capture(
       kept.push([name, value]);
     }
   }
+  // Hits replay the Date of the response they stored (RFC 9110 §6.6.1):
+  // the one it came with, or the time it was received.
+  if (!res.headers.has("date")) kept.push(["date", new Date().toUTCString()]);
+  const age = receivedAge(res.headers);
   return {
     status: res.status,
     headers: kept,
     body,
     etag: res.headers.get("etag") ?? await bodyTag(body),
+    age: age > 0 ? age : undefined,
   };
 }
 
 /** The entry that keeps `replay`, fresh for `ttl` seconds. */
 export function entryOf(replay: Replay, ttl: number): CacheEntry {
   const meta: Meta = { status: replay.status, headers: replay.headers, ttl };
+  if (replay.age) meta.age = replay.age;
   return {
     kind: ENTRY_KIND.http,
     body: replay.body,

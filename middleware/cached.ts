@@ -30,6 +30,7 @@ import { RequestKeys } from "./_key.ts";
 import { resolveOptions, type Settings } from "./_options.ts";
 import {
   approachOf,
+  changedResource,
   freshLifetime,
   handlerFailed,
   unstorable,
@@ -48,16 +49,18 @@ import {
 import type { CacheContext, CachedOptions, CacheMiddleware } from "./types.ts";
 
 /**
- * Creates a Hono middleware that caches GET (and HEAD) responses in a
- * backend.
+ * Creates a Hono middleware that caches GET responses in a backend (HEAD is
+ * answered from them, never stored).
  *
  * A request is answered from the cache (`X-Cache: HIT`, with `Age`) when a
  * fresh entry exists; otherwise the handler runs and a storable response is
  * stored (`MISS`). Requests with `Authorization` or `Cookie`, and responses
  * that are private, carry `Set-Cookie` or are otherwise unsafe to share, are
- * passed through (`BYPASS`). Database faults never fail a request the handler
- * can answer: they are reported to `onError` and the request bypasses the
- * cache.
+ * passed through (`BYPASS`). An unsafe method (POST, PUT, DELETE, PATCH, ...)
+ * passes through untouched, and a non-error answer removes the entries of
+ * its URL and of its same-origin `Location` and `Content-Location`. Database
+ * faults never fail a request the handler can answer: they are reported to
+ * `onError` and the request bypasses the cache.
  *
  * @param options The backend and the caching rules.
  * @returns The middleware.
@@ -157,6 +160,7 @@ async function serve(
   const headers = c.req.raw.headers;
   const approach = approachOf(c.req.method, headers, settings);
   if (approach === "pass") return await next();
+  if (approach === "invalidate") return await invalidating(route, c, next);
   if (approach === "bypass") return await bypass(route, c, next);
   let key: string;
   try {
@@ -176,8 +180,57 @@ async function serve(
     stale: undefined,
     lead: undefined,
   };
+  if (c.req.raw.method === "HEAD") return await head(route, c, next, visit);
   return await findOrLead(route, c, visit) ??
     await compute(route, c, next, visit);
+}
+
+/**
+ * A HEAD is answered from the GET entry when it can be, and otherwise by the
+ * handler, never stored: its response has no body (a proxying route's
+ * origin sends none), and storing it would empty the GET entry it shares a
+ * key with.
+ */
+async function head(
+  route: Route,
+  c: CacheContext,
+  next: () => Promise<void>,
+  visit: Visit,
+): Promise<Response | void> {
+  if (visit.reading) {
+    const answer = await readCache(route, c, visit);
+    if (answer) return answer;
+  }
+  return await bypass(route, c, next);
+}
+
+/**
+ * An unsafe method: the handler answers, untouched; when it may have changed
+ * the resource, the entries of its URL (and of its same-origin `Location`
+ * and `Content-Location`) are removed before the answer leaves, so that the
+ * client's next GET does not see the old one.
+ */
+async function invalidating(
+  route: Route,
+  c: CacheContext,
+  next: () => Promise<void>,
+): Promise<void> {
+  await next();
+  if (!changedResource(c)) return;
+  const { backend, fail } = route.settings;
+  let keys: string[];
+  try {
+    keys = await route.keys.changedBy(c, c.res);
+  } catch (error) {
+    // A failure costs the invalidation, never the handler's answer.
+    fail(error, "key");
+    return;
+  }
+  await Promise.all(
+    keys.map((key) =>
+      backend.delete(key).catch((error) => fail(error, "delete", key))
+    ),
+  );
 }
 
 /** The handler answers, and the response says the cache stood aside. */
@@ -230,7 +283,7 @@ async function findOrLead(
     if (replay) {
       return route.replies.respond(replay, {
         status: "HIT",
-        age: 0,
+        age: replay.age ?? 0,
         notModified: etagMatches(replay.etag, visit.etags),
       });
     }
@@ -294,7 +347,8 @@ async function compute(
   try {
     // A refresh holds no lock of its own: the revalidation took it already.
     if (visit.lead && !visit.refresh && flights.crossProcess) {
-      const acquired = await flights.acquire(visit.key);
+      // A client's no-cache takes the lock but never the entry under it.
+      const acquired = await flights.acquire(visit.key, visit.reading);
       if (acquired && "lock" in acquired) lock = acquired.lock;
       else if (acquired) {
         const stored = decodeReported(route, acquired.entry);
@@ -359,6 +413,7 @@ async function store(
     c,
     replies.respond(replay, {
       status: stored ? "MISS" : "BYPASS",
+      age: replay.age,
       notModified: etagMatches(replay.etag, visit.etags),
     }),
   );
