@@ -3,14 +3,7 @@
 // joined, never a failure counted by a circuit breaker) and so that every
 // backend accepts and rejects the same inputs.
 import type { CacheEntry, SetOptions, WriteEntryOptions } from "./types.ts";
-import {
-  MAX_SECONDS,
-  OptionChecks,
-  preview,
-  typeName,
-} from "../core/options.ts";
-
-export { MAX_SECONDS };
+import { OptionChecks, preview, typeName } from "../core/options.ts";
 
 /**
  * The longest key, in UTF-8 bytes. With the longest namespace it stays well
@@ -162,12 +155,11 @@ export function writeTerms(
 ): WriteTerms {
   const expire = options?.expire;
   if (expire !== undefined) {
-    writeChecks.positiveSeconds("expire", expire, MAX_SECONDS);
+    writeChecks.positiveSeconds("expire", expire);
   }
   const staleFor = writeChecks.nonNegativeSeconds(
     "staleFor",
     (options as WriteEntryOptions | undefined)?.staleFor ?? 0,
-    MAX_SECONDS,
   );
   const tags = checkTags(options?.tags ?? [], "write entry");
   return { expire: expire ?? null, staleFor, tags: [...new Set(tags)] };

@@ -24,6 +24,7 @@ import {
 } from "./_validate.ts";
 import { zeroCounters } from "./_stats.ts";
 import { entryBytes, Lru } from "../core/lru.ts";
+import { OptionChecks } from "../core/options.ts";
 import type {
   CacheBackend,
   CacheEntry,
@@ -138,19 +139,12 @@ export class MemoryBackend implements CacheBackend {
       "MemoryBackend",
       options.namespace ?? "hono_cache",
     );
-    const maxEntries = options.maxEntries ?? 10_000;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) {
-      throw new RangeError(
-        `Cannot create MemoryBackend: maxEntries must be a positive integer: received ${maxEntries}`,
-      );
-    }
-    const maxBytes = options.maxBytes ?? 2 ** 28;
-    if (!Number.isInteger(maxBytes) || maxBytes < 1) {
-      throw new RangeError(
-        `Cannot create MemoryBackend: maxBytes must be a positive integer: received ${maxBytes}`,
-      );
-    }
-    this.#slots = new Lru(maxEntries, maxBytes, slotBytes);
+    const checks = new OptionChecks("Cannot create MemoryBackend");
+    this.#slots = new Lru(
+      checks.positiveInteger("maxEntries", options.maxEntries ?? 10_000),
+      checks.positiveInteger("maxBytes", options.maxBytes ?? 2 ** 28),
+      slotBytes,
+    );
     this.#now = options.now ?? Date.now;
   }
 

@@ -107,24 +107,24 @@ export class OptionChecks {
     return value;
   }
 
-  /** `value`, if it is a positive number of seconds up to `max`. */
-  positiveSeconds(name: string, value: unknown, max: number): number {
-    if (typeof value !== "number" || !(value > 0 && value <= max)) {
+  /** `value`, if it is a positive number of seconds up to {@linkcode MAX_SECONDS}. */
+  positiveSeconds(name: string, value: unknown): number {
+    if (typeof value !== "number" || !(value > 0 && value <= MAX_SECONDS)) {
       this.range(
         name,
-        `a positive number of seconds, at most ${max} (100 years)`,
+        `a positive number of seconds, at most ${MAX_SECONDS} (100 years)`,
         value,
       );
     }
     return value;
   }
 
-  /** `value`, if it is a non-negative number of seconds up to `max`. */
-  nonNegativeSeconds(name: string, value: unknown, max: number): number {
-    if (typeof value !== "number" || !(value >= 0 && value <= max)) {
+  /** `value`, if it is a non-negative number of seconds up to {@linkcode MAX_SECONDS}. */
+  nonNegativeSeconds(name: string, value: unknown): number {
+    if (typeof value !== "number" || !(value >= 0 && value <= MAX_SECONDS)) {
       this.range(
         name,
-        `a non-negative number of seconds, at most ${max} (100 years)`,
+        `a non-negative number of seconds, at most ${MAX_SECONDS} (100 years)`,
         value,
       );
     }

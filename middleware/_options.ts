@@ -3,7 +3,7 @@
 // received <what>". Requests then read only the resolved settings, never the
 // options again.
 import { burstLogger, report } from "../core/report.ts";
-import { MAX_SECONDS, OptionChecks } from "../core/options.ts";
+import { OptionChecks } from "../core/options.ts";
 import type { CacheBackend, CacheErrorHandler } from "../backends/types.ts";
 import { headerList } from "./_http.ts";
 import type { AppFetcher, CacheContext, CachedOptions } from "./types.ts";
@@ -96,7 +96,7 @@ export function resolveOptions(options: CachedOptions): Settings {
   const backend = backendOf(options.backend);
   const expire = options.expire === undefined
     ? undefined
-    : checks.positiveSeconds("expire", options.expire, MAX_SECONDS);
+    : checks.positiveSeconds("expire", options.expire);
   const vary = varyOf(options.vary);
   const keyGenerator = options.keyGenerator === undefined
     ? undefined
@@ -236,9 +236,7 @@ function lockTimeoutOf(timeout: unknown): number {
 
 /** A stale window: positive seconds when given, else 0 (none). */
 function staleSeconds(name: string, seconds: unknown): number {
-  return seconds === undefined
-    ? 0
-    : checks.positiveSeconds(name, seconds, MAX_SECONDS);
+  return seconds === undefined ? 0 : checks.positiveSeconds(name, seconds);
 }
 
 /** The app that refreshes stale entries: a stale window without it would never end. */

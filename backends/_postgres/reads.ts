@@ -9,7 +9,7 @@ import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
 /** A read waiting for its batch. */
-export interface Lookup {
+interface Lookup {
   key: string;
   etags: readonly string[];
 }

@@ -1,5 +1,6 @@
 // Values of the rows PostgresBackend reads, as drivers return them.
 import type { EntryKind, StoredEntry } from "../types.ts";
+import type { NamespaceStats } from "../postgres.ts";
 
 /** Returns plain `Uint8Array` bytes for any `Uint8Array` subclass (e.g. Buffer), or a `\x` hex string. */
 export function toBytes(value: unknown): Uint8Array {
@@ -45,12 +46,7 @@ export function toStoredEntry(row: Row | undefined): StoredEntry | undefined {
 }
 
 /** A row of the per-namespace statistics. */
-export function toNamespaceStats(row: Row): {
-  namespace: string;
-  entries: number;
-  bytes: number;
-  expired: number;
-} {
+export function toNamespaceStats(row: Row): NamespaceStats {
   return {
     namespace: String(row.namespace),
     entries: Number(row.entries),
