@@ -245,12 +245,15 @@ export class Flights {
   /**
    * Refreshes the stale entry of the request `c` in the background through
    * `app`, once across instances, under the purge epoch it was read with.
+   * `entryAtKey` says whether the entry lives at `key`, whose lock is taken:
+   * a fresh entry found there means another instance refreshed it already.
    */
   revalidate(
     c: CacheContext,
     key: string,
     epoch: number | undefined,
     app: AppFetcher,
+    entryAtKey = true,
   ): void {
     const refreshing = this.#inFlight.refreshing;
     if (refreshing.has(key)) return;
@@ -259,7 +262,11 @@ export class Flights {
       const held = lock ? await lock(key) : undefined;
       try {
         // Another instance is refreshing it, or has done so already.
-        if (held && (!held.acquired || (held.entry && !held.entry.stale))) {
+        // (Unless the entry lives elsewhere: a proxy-mode variant's does.)
+        if (
+          held &&
+          (!held.acquired || (entryAtKey && held.entry && !held.entry.stale))
+        ) {
           return;
         }
         const request = new Request(c.req.raw.url, {

@@ -1,4 +1,5 @@
 // Cache keys: Web Crypto SHA-256 over method, path, sorted query and varied headers.
+import { varyValueOf } from "./_shared_cache.ts";
 import type { CacheContext } from "./types.ts";
 
 const encoder = new TextEncoder();
@@ -210,6 +211,25 @@ export class RequestKeys {
       keys.push(await this.#derive(c, target.href, false));
     }
     return [...new Set(keys)];
+  }
+
+  /**
+   * The secondary key (RFC 9111 §4.1) under the URL's `primary` key of a
+   * request with `headers`, for responses varying on `names` (sorted), in
+   * their key `generation`.
+   */
+  async variant(
+    primary: string,
+    generation: string,
+    names: readonly string[],
+    headers: Headers,
+  ): Promise<string> {
+    const input = JSON.stringify([
+      primary,
+      generation,
+      ...names.map((name) => [name, varyValueOf(headers, name)]),
+    ]);
+    return await this.#memo.get(input, () => sha256Hex(input));
   }
 
   /** The key of `url` with the varied headers of the request of `c`. */

@@ -6,7 +6,12 @@ import { burstLogger, report } from "../core/report.ts";
 import { OptionChecks } from "../core/options.ts";
 import type { CacheBackend, CacheErrorHandler } from "../backends/types.ts";
 import { headerList } from "./_http.ts";
-import type { AppFetcher, CacheContext, CachedOptions } from "./types.ts";
+import type {
+  AppFetcher,
+  CacheContext,
+  CachedOptions,
+  CacheMode,
+} from "./types.ts";
 
 /** Reports a cache-side error to `onError`, with the backend's namespace. */
 export type Fail = (error: unknown, operation: string, key?: string) => void;
@@ -26,6 +31,10 @@ export interface Revalidation {
 export interface Settings {
   /** Where entries are stored. */
   backend: CacheBackend;
+  /** Whether the route's options (`"app"`) or the origin's headers (`"proxy"`) rule. */
+  mode: CacheMode;
+  /** The cache's name in `Cache-Status`, or `undefined` for no such header. */
+  cacheStatus: string | undefined;
   /** Seconds an entry stays fresh; `undefined`: the handler's max-age. */
   expire: number | undefined;
   /** The varied request headers: lower-case, sorted, without repeats. */
@@ -58,6 +67,8 @@ export interface Settings {
   lockTimeout: number;
   /** Background refreshes of stale entries, when on. */
   staleWhileRevalidate: Revalidation | undefined;
+  /** The app whose `fetch` refreshes entries in the background, if given. */
+  app: AppFetcher | undefined;
   /** Seconds after expiry a stale entry answers when the handler fails. */
   staleIfError: number;
   /** Seconds after expiry an entry is kept, for either stale window. */
@@ -77,6 +88,33 @@ const DEFAULT_STATUS_HEADER = "X-Cache";
 
 const DEFAULT_STATUSES: readonly number[] = [200];
 
+/**
+ * The statuses a shared cache understands and may store (RFC 9111 §3,
+ * RFC 9110 §15): never a partial 206, nor a 5xx, which is a failure here.
+ */
+const PROXY_STATUSES: readonly number[] = [
+  200,
+  203,
+  204,
+  300,
+  301,
+  302,
+  307,
+  308,
+  404,
+  405,
+  410,
+  414,
+  451,
+  501,
+];
+
+/** The cache's name in `Cache-Status` when `cacheStatus` is `true`. */
+const DEFAULT_CACHE_NAME = "cachekit";
+
+/** A `Cache-Status` cache name: an sf-token (RFC 8941 §3.3.4). */
+const CACHE_NAME = /^[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*$/;
+
 /** The statuses a response can have that may be stored: no 1xx. */
 const LOWEST_STATUS = 200;
 const HIGHEST_STATUS = 599;
@@ -94,6 +132,8 @@ export function resolveOptions(options: CachedOptions): Settings {
     checks.type("options", "an object", options);
   }
   const backend = backendOf(options.backend);
+  const mode = modeOf(options.mode);
+  const proxy = mode === "proxy";
   const expire = options.expire === undefined
     ? undefined
     : checks.positiveSeconds("expire", options.expire);
@@ -101,10 +141,20 @@ export function resolveOptions(options: CachedOptions): Settings {
   const keyGenerator = options.keyGenerator === undefined
     ? undefined
     : checks.function<KeyGenerator>("keyGenerator", options.keyGenerator);
-  const statuses = statusesOf(options.cacheableStatusCodes);
+  const statuses = statusesOf(
+    options.cacheableStatusCodes,
+    proxy ? PROXY_STATUSES : DEFAULT_STATUSES,
+  );
   const cacheControl = options.cacheControl;
   if (cacheControl !== undefined && typeof cacheControl !== "string") {
     checks.type("cacheControl", "a string", cacheControl);
+  }
+  if (cacheControl !== undefined && proxy) {
+    checks.type(
+      "cacheControl",
+      'left out in mode "proxy" (the origin\'s Cache-Control rules there)',
+      cacheControl,
+    );
   }
   const maxBodySize = checks.nonNegativeInteger(
     "maxBodySize",
@@ -131,6 +181,8 @@ export function resolveOptions(options: CachedOptions): Settings {
   );
   return {
     backend,
+    mode,
+    cacheStatus: cacheStatusOf(options.cacheStatus, proxy),
     expire,
     vary,
     varyHeader: vary.length ? vary.join(", ") : undefined,
@@ -142,11 +194,15 @@ export function resolveOptions(options: CachedOptions): Settings {
     statusHeader,
     statusHeaderName: statusHeader ? statusHeader.toLowerCase() : "",
     perUser,
-    honorRequestCacheControl: options.honorRequestCacheControl ?? false,
+    honorRequestCacheControl: checks.boolean(
+      "honorRequestCacheControl",
+      options.honorRequestCacheControl ?? proxy,
+    ),
     tags,
     wait: options.wait ?? false,
     lockTimeout,
     staleWhileRevalidate,
+    app: typeof options.app?.fetch === "function" ? options.app : undefined,
     staleIfError,
     staleFor: Math.max(swr, staleIfError),
     crossProcessLock: checks.boolean(
@@ -191,8 +247,34 @@ function varyOf(vary: unknown): string[] {
   return unique;
 }
 
-function statusesOf(statuses: unknown): Set<number> {
-  const given = statuses ?? DEFAULT_STATUSES;
+function modeOf(mode: unknown): CacheMode {
+  if (mode === undefined) return "app";
+  if (mode !== "app" && mode !== "proxy") {
+    checks.type("mode", '"app" or "proxy"', mode);
+  }
+  return mode;
+}
+
+/** The cache's name in `Cache-Status`, or `undefined` when it is off. */
+function cacheStatusOf(value: unknown, proxy: boolean): string | undefined {
+  const given = value ?? proxy;
+  if (given === false) return undefined;
+  if (given === true) return DEFAULT_CACHE_NAME;
+  if (typeof given !== "string" || !CACHE_NAME.test(given)) {
+    checks.type(
+      "cacheStatus",
+      'a boolean or a cache name (a token such as "edge-1")',
+      given,
+    );
+  }
+  return given;
+}
+
+function statusesOf(
+  statuses: unknown,
+  defaults: readonly number[],
+): Set<number> {
+  const given = statuses ?? defaults;
   if (
     typeof (given as Iterable<unknown>)[Symbol.iterator] !== "function"
   ) {

@@ -11,7 +11,13 @@ import {
   reduceMaxAge,
   varyValue,
 } from "./_http.ts";
-import type { Settings } from "./_options.ts";
+import type { Fail, Settings } from "./_options.ts";
+import {
+  appendMember,
+  statusMember,
+  type StatusReport,
+} from "./_cache_status.ts";
+import type { Freshness } from "./_shared_cache.ts";
 import type { CacheContext, CacheStatus } from "./types.ts";
 
 /** A response in the form an entry keeps it. */
@@ -22,6 +28,12 @@ export interface Replay {
   etag: string;
   /** The `Age` it arrived with, in seconds: an upstream cache kept it so long. */
   age?: number;
+  /** Proxy mode: the origin's freshness statement. */
+  fresh?: Freshness;
+  /** Proxy mode: the key it is stored under (a variant's, under `Vary`). */
+  slot?: string;
+  /** Proxy mode: the headers it varies on, and its variants' key generation. */
+  variants?: { names: string[]; generation: string };
 }
 
 /** What an HTTP entry's `meta` holds besides its body. */
@@ -35,6 +47,13 @@ export interface Meta {
   ttl?: number;
   /** The `Age` the response arrived with, in seconds; absent for 0. */
   age?: number;
+  /** Proxy mode: the origin's freshness statement. */
+  fresh?: Freshness;
+  /**
+   * Proxy mode: the entry is no response but the list of request headers
+   * the URL's responses vary on, and the generation of its variants' keys.
+   */
+  variants?: { names: string[]; generation: string };
 }
 
 /** An HTTP entry as read, with its metadata decoded. */
@@ -54,6 +73,8 @@ export interface ReplyOptions {
   age?: number;
   /** Whether the client holds this version already: a 304 without body. */
   notModified: boolean;
+  /** What `Cache-Status` says, when the status alone does not tell. */
+  report?: StatusReport;
 }
 
 /** Response headers that are not stored with an entry. */
@@ -82,18 +103,32 @@ const NOT_MODIFIED = 304;
  */
 const BODILESS = new Set([204, 205, NOT_MODIFIED]);
 
+/** What `Cache-Status` says for a status, when nothing more is known. */
+const REPORTS: Record<CacheStatus, StatusReport> = {
+  HIT: { hit: true },
+  STALE: { hit: true, detail: "stale" },
+  MISS: { fwd: "uri-miss", stored: true },
+  BYPASS: { fwd: "bypass" },
+  REVALIDATED: { fwd: "stale", fwdStatus: NOT_MODIFIED, stored: true },
+};
+
 /** Builds the responses of one route, with its headers. */
 export class Replies {
   #cacheControl: string | undefined;
   #statusHeader: string | false;
   #varyHeader: string | undefined;
+  #cacheName: string | undefined;
 
   constructor(
-    settings: Pick<Settings, "cacheControl" | "statusHeader" | "varyHeader">,
+    settings: Pick<
+      Settings,
+      "cacheControl" | "statusHeader" | "varyHeader" | "cacheStatus"
+    >,
   ) {
     this.#cacheControl = settings.cacheControl;
     this.#statusHeader = settings.statusHeader;
     this.#varyHeader = settings.varyHeader;
+    this.#cacheName = settings.cacheStatus;
   }
 
   /** A response replaying `replay`. */
@@ -104,15 +139,19 @@ export class Replies {
     // Header pairs, not a Headers object: it is the cheaper way to build one.
     const headers: [string, string][] = [];
     let storedVary: string | null = null;
+    let upstreamStatus: string | null = null;
     for (const pair of replay.headers) {
       const name = pair[0];
       if (notModified && !NOT_MODIFIED_HEADERS.has(name)) continue;
       if (name === "vary" && varyHeader) storedVary = pair[1];
-      else if (name !== "cache-control" || cacheControl === undefined) {
+      else if (name === "cache-status" && this.#cacheName) {
+        upstreamStatus = pair[1];
+      } else if (name !== "cache-control" || cacheControl === undefined) {
         headers.push(pair);
       }
     }
-    headers.push(["etag", replay.etag]);
+    // Proxy mode keeps the origin's tag alone: none when it sent none.
+    if (replay.etag) headers.push(["etag", replay.etag]);
     if (cacheControl !== undefined) {
       headers.push([
         "cache-control",
@@ -121,6 +160,18 @@ export class Replies {
     }
     if (age !== undefined) headers.push(["age", String(age)]);
     if (this.#statusHeader) headers.push([this.#statusHeader, options.status]);
+    if (this.#cacheName) {
+      headers.push([
+        "cache-status",
+        appendMember(
+          upstreamStatus,
+          statusMember(
+            this.#cacheName,
+            options.report ?? REPORTS[options.status],
+          ),
+        ),
+      ]);
+    }
     if (varyHeader) headers.push(["vary", varyValue(storedVary, varyHeader)]);
     const bodiless = notModified || BODILESS.has(replay.status);
     return new Response(
@@ -143,17 +194,34 @@ export class Replies {
     });
   }
 
-  /** Sets the status header and the route's `Vary` on `res`; returns it. */
-  mark(res: Response, status: CacheStatus): Response {
-    if (this.#statusHeader) res.headers.set(this.#statusHeader, status);
-    if (this.#varyHeader) mergeVary(res.headers, this.#varyHeader);
+  /**
+   * Sets the status header, `Cache-Status` and the route's `Vary` on `res`;
+   * returns it.
+   */
+  mark(res: Response, status: CacheStatus, report?: StatusReport): Response {
+    const headers = res.headers;
+    if (this.#statusHeader) headers.set(this.#statusHeader, status);
+    if (this.#cacheName) {
+      headers.set(
+        "cache-status",
+        appendMember(
+          headers.get("cache-status"),
+          statusMember(this.#cacheName, report ?? REPORTS[status]),
+        ),
+      );
+    }
+    if (this.#varyHeader) mergeVary(headers, this.#varyHeader);
     return res;
   }
 
   /** Marks the context's response, copying it first if its headers are immutable. */
-  markContext(c: CacheContext, status: CacheStatus): void {
+  markContext(
+    c: CacheContext,
+    status: CacheStatus,
+    report?: StatusReport,
+  ): void {
     try {
-      this.mark(c.res, status);
+      this.mark(c.res, status, report);
     } catch {
       let copy: Response;
       try {
@@ -163,7 +231,7 @@ export class Replies {
         // the response passes on untouched, as it would without the cache.
         return;
       }
-      replace(c, this.mark(copy, status));
+      replace(c, this.mark(copy, status, report));
     }
   }
 }
@@ -175,8 +243,11 @@ export function replace(c: CacheContext, res: Response): void {
   c.res = res;
 }
 
-/** The entry with its metadata, or `undefined` when the metadata is unreadable. */
-export function decode(entry: StoredEntry): Stored | undefined {
+/**
+ * The entry with its metadata, or `undefined` when the metadata is
+ * unreadable, which is reported through `fail`.
+ */
+export function decode(entry: StoredEntry, fail: Fail): Stored | undefined {
   try {
     const meta = JSON.parse(entry.meta ?? "");
     if (typeof meta?.status === "number" && Array.isArray(meta.headers)) {
@@ -185,6 +256,7 @@ export function decode(entry: StoredEntry): Stored | undefined {
   } catch {
     // Not JSON: unreadable as well.
   }
+  fail(new TypeError("Unreadable cache entry metadata"), "decodeEntry");
   return undefined;
 }
 
@@ -214,10 +286,13 @@ export async function capture(
   res: Response,
   body: Uint8Array,
   statusHeaderName: string,
+  withheld?: ReadonlySet<string>,
 ): Promise<Replay> {
   const kept: [string, string][] = [];
   for (const [name, value] of res.headers) {
-    if (!UNSTORED.has(name) && name !== statusHeaderName) {
+    if (
+      !UNSTORED.has(name) && name !== statusHeaderName && !withheld?.has(name)
+    ) {
       kept.push([name, value]);
     }
   }
@@ -229,7 +304,9 @@ export async function capture(
     status: res.status,
     headers: kept,
     body,
-    etag: res.headers.get("etag") ?? await bodyTag(body),
+    // Proxy mode (which withholds fields) keeps the origin's tag alone.
+    etag: res.headers.get("etag") ??
+      (withheld ? "" : await bodyTag(body)),
     age: age > 0 ? age : undefined,
   };
 }
@@ -243,5 +320,38 @@ export function entryOf(replay: Replay, ttl: number): CacheEntry {
     body: replay.body,
     meta: JSON.stringify(meta),
     etag: replay.etag,
+  };
+}
+
+/** The proxy-mode entry that keeps `replay` with the origin's freshness. */
+export function sharedEntryOf(replay: Replay, fresh: Freshness): CacheEntry {
+  const meta: Meta = { status: replay.status, headers: replay.headers, fresh };
+  if (replay.age) meta.age = replay.age;
+  return {
+    kind: ENTRY_KIND.http,
+    body: replay.body,
+    meta: JSON.stringify(meta),
+    etag: replay.etag || undefined,
+  };
+}
+
+/**
+ * The proxy-mode entry that stands at a URL's key when its responses vary:
+ * the request headers they vary on, and the generation of the variants'
+ * keys (a new one leaves the old variants unreachable).
+ */
+export function variantsEntryOf(
+  names: string[],
+  generation: string,
+): CacheEntry {
+  const meta: Meta = {
+    status: 0,
+    headers: [],
+    variants: { names, generation },
+  };
+  return {
+    kind: ENTRY_KIND.http,
+    body: new Uint8Array(0),
+    meta: JSON.stringify(meta),
   };
 }

@@ -21,16 +21,17 @@
  * @module
  */
 
-import type { KeyLock, StoredEntry } from "../backends/types.ts";
+import type { KeyLock } from "../backends/types.ts";
 import { ENTRY_KIND } from "../core/entry.ts";
 import { readBounded } from "./_body.ts";
 import { Flights, refreshOf, type Settle } from "./_flight.ts";
 import { etagMatches, parseIfNoneMatch } from "./_http.ts";
 import { RequestKeys } from "./_key.ts";
 import { resolveOptions, type Settings } from "./_options.ts";
+import { serveShared } from "./_proxy.ts";
+import { invalidating } from "./_unsafe.ts";
 import {
   approachOf,
-  changedResource,
   freshLifetime,
   handlerFailed,
   unstorable,
@@ -105,6 +106,11 @@ export function cached(options: CachedOptions): CacheMiddleware {
     flights: new Flights(settings),
     replies: new Replies(settings),
   };
+  if (settings.mode === "proxy") {
+    return function cached(c, next) {
+      return serveShared(route, c, next);
+    };
+  }
   return function cached(c, next) {
     return serve(route, c, next);
   };
@@ -160,7 +166,9 @@ async function serve(
   const headers = c.req.raw.headers;
   const approach = approachOf(c.req.method, headers, settings);
   if (approach === "pass") return await next();
-  if (approach === "invalidate") return await invalidating(route, c, next);
+  if (approach === "invalidate") {
+    return await invalidating(settings, route.keys, c, next);
+  }
   if (approach === "bypass") return await bypass(route, c, next);
   let key: string;
   try {
@@ -202,35 +210,6 @@ async function head(
     if (answer) return answer;
   }
   return await bypass(route, c, next);
-}
-
-/**
- * An unsafe method: the handler answers, untouched; when it may have changed
- * the resource, the entries of its URL (and of its same-origin `Location`
- * and `Content-Location`) are removed before the answer leaves, so that the
- * client's next GET does not see the old one.
- */
-async function invalidating(
-  route: Route,
-  c: CacheContext,
-  next: () => Promise<void>,
-): Promise<void> {
-  await next();
-  if (!changedResource(c)) return;
-  const { backend, fail } = route.settings;
-  let keys: string[];
-  try {
-    keys = await route.keys.changedBy(c, c.res);
-  } catch (error) {
-    // A failure costs the invalidation, never the handler's answer.
-    fail(error, "key");
-    return;
-  }
-  await Promise.all(
-    keys.map((key) =>
-      backend.delete(key).catch((error) => fail(error, "delete", key))
-    ),
-  );
 }
 
 /** The handler answers, and the response says the cache stood aside. */
@@ -312,7 +291,7 @@ async function readCache(
     visit.epoch = found.epoch;
     const entry = found.entry;
     if (entry?.kind === ENTRY_KIND.http) {
-      const stored = decodeReported(route, entry);
+      const stored = decode(entry, route.settings.fail);
       if (stored && !entry.stale) {
         return replies.fromEntry(stored, "HIT", visit.etags);
       }
@@ -351,7 +330,7 @@ async function compute(
       const acquired = await flights.acquire(visit.key, visit.reading);
       if (acquired && "lock" in acquired) lock = acquired.lock;
       else if (acquired) {
-        const stored = decodeReported(route, acquired.entry);
+        const stored = decode(acquired.entry, route.settings.fail);
         if (stored) {
           // Written by another process meanwhile: share it in this one too.
           outcome = { replay: replayOf(stored), written: undefined };
@@ -461,19 +440,4 @@ function tagsOf(
     fail(error, "tags", key);
     return undefined;
   }
-}
-
-/** The entry with its metadata; `undefined`, reported, when unreadable. */
-function decodeReported(
-  route: Route,
-  entry: StoredEntry,
-): Stored | undefined {
-  const stored = decode(entry);
-  if (!stored) {
-    route.settings.fail(
-      new TypeError("Unreadable cache entry metadata"),
-      "decodeEntry",
-    );
-  }
-  return stored;
 }

@@ -189,7 +189,37 @@ export interface AppFetcher {
  * assert.deepEqual(statuses, ["MISS", "HIT", "BYPASS"]);
  * ```
  */
-export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE";
+export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE" | "REVALIDATED";
+
+/**
+ * How {@linkcode cached} decides what to store and for how long:
+ *
+ * - `"app"`: the developer chose to cache the route. `expire` rules (else
+ *   the handler's max-age, else 60 s), one entry per key, and only `vary`'s
+ *   headers vary it.
+ * - `"proxy"`: an RFC 9111 shared cache for routes that forward to an
+ *   origin (Hono's `proxy()`, or a handler that `fetch`es). The origin's
+ *   headers rule: what is stored, for how long, Vary, revalidation with
+ *   conditional requests, and the client's request directives.
+ *
+ * @example A shared cache in front of an origin
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type CacheMode } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const mode: CacheMode = "proxy";
+ * const app = new Hono();
+ * app.get("/asset", cached({ backend: new MemoryBackend(), mode }), () =>
+ *   new Response("body", { headers: { "cache-control": "max-age=60" } }));
+ *
+ * await app.request("/asset");
+ * const hit = await app.request("/asset");
+ * assert.equal(hit.headers.get("cache-status"), "cachekit; hit; ttl=60");
+ * ```
+ */
+export type CacheMode = "app" | "proxy";
 
 /**
  * Options of {@linkcode cached}.
@@ -224,11 +254,29 @@ export interface CachedOptions {
   /** Where entries are stored. Required unless the facade provides it. */
   backend?: CacheBackend;
   /**
+   * `"app"` caches what the route's options say; `"proxy"` behaves as an
+   * RFC 9111 shared cache, where the origin's headers decide.
+   *
+   * @default {"app"}
+   */
+  mode?: CacheMode;
+  /**
+   * Adds a `Cache-Status` header (RFC 9211) to every response, such as
+   * `cachekit; hit; ttl=57` or `cachekit; fwd=uri-miss; stored`: `true` names
+   * the cache `cachekit`, a string names it so, `false` leaves it out. An
+   * upstream cache's members are kept, and this one's is appended.
+   *
+   * @default {true in proxy mode, false in app mode}
+   */
+  cacheStatus?: boolean | string;
+  /**
    * Seconds an entry stays fresh. Without it, the handler's
    * `Cache-Control: s-maxage` or `max-age` decides (`s-maxage` wins), and
-   * without those, 60.
+   * without those, 60. In proxy mode the origin's freshness always rules:
+   * `expire` only gives a lifetime to a response that states none (no
+   * max-age, s-maxage or Expires, and no Last-Modified for a heuristic).
    *
-   * @default {60}
+   * @default {60 in app mode; none in proxy mode}
    */
   expire?: number;
   /**
@@ -248,13 +296,15 @@ export interface CachedOptions {
   /**
    * Statuses that are stored.
    *
-   * @default {[200]}
+   * @default {[200] in app mode; in proxy mode the statuses RFC 9111 caches
+   * understand: 200, 203, 204, 300, 301, 302, 307, 308, 404, 405, 410, 414,
+   * 451 and 501}
    */
   cacheableStatusCodes?: number[];
   /**
    * A `Cache-Control` value set on MISS and HIT responses, such as
    * `"public, max-age=60"`. On hits, `max-age` and `s-maxage` are reduced by
-   * the entry's age.
+   * the entry's age. Not in proxy mode, where the origin's header rules.
    *
    * @default {undefined} the handler's own header is kept
    */
@@ -285,9 +335,12 @@ export interface CachedOptions {
   /**
    * Honours a client's `Cache-Control: no-cache` (re-run the handler and
    * refresh the entry) and `no-store` (bypass). Off, any client could make
-   * the cache useless, so they are ignored.
+   * the cache useless, so they are ignored. In proxy mode it also honours
+   * `max-age`, `min-fresh`, `max-stale`, `only-if-cached` and
+   * `Pragma: no-cache`, and a `no-cache` revalidates with a conditional
+   * request.
    *
-   * @default {false}
+   * @default {false in app mode, true in proxy mode}
    */
   honorRequestCacheControl?: boolean;
   /**

@@ -1,0 +1,691 @@
+// cached()'s proxy mode: an RFC 9111 shared cache in front of a route that
+// forwards to an origin. The origin's headers decide what is stored and for
+// how long; requests are answered fresh, stale where a rule allows it, or
+// forwarded, with a conditional request when a stored response can be
+// validated. One request's path, top to bottom:
+//
+//   serve      unsafe methods invalidate; Range, cookies and no-store bypass
+//   read       the URL's entry, then its variant's when responses vary
+//   answer     fresh: HIT | max-stale: STALE | stale-while-revalidate: STALE,
+//              and one refresh in the background
+//   flight     share this process's computation of the key, or lead it
+//   forward    under the cross-process lock; conditional when validating
+//   settle     failed: stale-if-error or pass on | 304: update, REVALIDATED
+//              | storable: store, MISS | else BYPASS
+import type { KeyLock } from "../backends/types.ts";
+import { MAX_SECONDS } from "../core/options.ts";
+import { ENTRY_KIND } from "../core/entry.ts";
+import { readBounded } from "./_body.ts";
+import type { StatusReport } from "./_cache_status.ts";
+import { type Flights, refreshOf, type Settle } from "./_flight.ts";
+import { headerList } from "./_http.ts";
+import type { RequestKeys } from "./_key.ts";
+import type { Settings } from "./_options.ts";
+import { approachOf, handlerFailed } from "./_policy.ts";
+import {
+  capture,
+  decode,
+  replace,
+  type Replay,
+  replayOf,
+  type Replies,
+  sharedEntryOf,
+  type Stored,
+  variantsEntryOf,
+} from "./_replay.ts";
+import {
+  clientHasIt,
+  currentAge,
+  freshnessLeft,
+  freshnessOf,
+  hasValidator,
+  type RequestDirectives,
+  requestDirectives,
+  responseDirectives,
+  servesOnError,
+  unstorableShared,
+  updatedHeaders,
+  useOf,
+  validatingHeaders,
+  withheldFields,
+} from "./_shared_cache.ts";
+import { invalidating } from "./_unsafe.ts";
+import type { CacheContext, CacheStatus } from "./types.ts";
+
+/** The parts a proxy-mode route shares with app mode. */
+export interface SharedParts {
+  settings: Settings;
+  keys: RequestKeys;
+  flights: Flights;
+  replies: Replies;
+}
+
+/** The request headers a response varies on, and its variants' key generation. */
+interface Variants {
+  names: string[];
+  generation: string;
+}
+
+/** What one request has learnt on its way through the shared cache. */
+interface Visit {
+  /** The URL's key: its entry, its lock and its flights. */
+  key: string;
+  /** The key its response is stored under: a variant's, under `Vary`. */
+  slot: string;
+  /** The client's request headers, as they came. */
+  headers: Headers;
+  request: RequestDirectives;
+  refresh: boolean;
+  /** Whether the cache may answer it: not a refresh. */
+  reading: boolean;
+  epoch: number | undefined;
+  healthy: boolean;
+  /** The URL's variants, when its responses vary. */
+  variants: Variants | undefined;
+  /** The stored response for this request, whether or not it may be used. */
+  found: Stored | undefined;
+  /** Why it goes on to the handler, for `Cache-Status`. */
+  fwd: "uri-miss" | "vary-miss" | "stale" | "request";
+  lead: Settle | undefined;
+}
+
+/** What settling the handler's response produced, for the requests waiting on it. */
+interface Outcome {
+  replay: Replay;
+  written: Promise<boolean> | undefined;
+}
+
+/** Seconds a response with a validator is kept past expiry, to revalidate. */
+const REVALIDATION_RETENTION = 86_400;
+
+/** The shortest lifetime a backend is asked to keep an entry fresh for. */
+const STALE_ON_ARRIVAL = 0.001;
+
+const NOT_MODIFIED = 304;
+const GATEWAY_TIMEOUT = 504;
+
+/**
+ * Serves one request through the shared cache.
+ *
+ * @param parts The route's settings and parts.
+ * @param c The request's context.
+ * @param next The rest of the chain: the handler that forwards to the origin.
+ * @returns The response, when the cache made one.
+ */
+export async function serveShared(
+  parts: SharedParts,
+  c: CacheContext,
+  next: () => Promise<void>,
+): Promise<Response | void> {
+  const { settings } = parts;
+  const method = c.req.method;
+  const headers = c.req.raw.headers;
+  if (method !== "GET" && method !== "HEAD") {
+    if (approachOf(method, headers, settings) === "pass") return await next();
+    return await invalidating(settings, parts.keys, c, next);
+  }
+  const request = requestDirectives(headers, settings.honorRequestCacheControl);
+  const bypass = bypassReason(headers, request, settings.perUser);
+  if (bypass) return await forwardUntouched(parts, c, next, bypass);
+  let key: string;
+  try {
+    key = await parts.keys.of(c);
+  } catch (error) {
+    settings.fail(error, "key");
+    return await forwardUntouched(parts, c, next, "key");
+  }
+  const refresh = refreshOf(c.req.raw) !== undefined;
+  const visit: Visit = {
+    key,
+    slot: key,
+    headers,
+    request,
+    refresh,
+    reading: !refresh,
+    epoch: refreshOf(c.req.raw)?.epoch,
+    healthy: true,
+    variants: undefined,
+    found: undefined,
+    fwd: "uri-miss",
+    lead: undefined,
+  };
+  await read(parts, visit);
+  const answer = visit.reading ? answerFromCache(parts, c, visit) : undefined;
+  if (answer) return answer;
+  if (method === "HEAD") return await forwardUntouched(parts, c, next);
+  if (request.onlyIfCached && visit.reading) return gatewayTimeout(parts);
+  return await follow(parts, visit) ?? await forward(parts, c, next, visit);
+}
+
+/** Why a request goes on untouched, or `undefined` when the cache may serve it. */
+function bypassReason(
+  headers: Headers,
+  request: RequestDirectives,
+  perUser: boolean,
+): string | undefined {
+  // A range is served by the origin: partial responses are never stored.
+  if (headers.has("range")) return "range";
+  if (!perUser && headers.has("cookie")) return "cookie";
+  if (request.noStore) return "no-store";
+  return undefined;
+}
+
+/** The handler answers, and the response says the cache stood aside. */
+async function forwardUntouched(
+  parts: SharedParts,
+  c: CacheContext,
+  next: () => Promise<void>,
+  detail?: string,
+): Promise<void> {
+  await next();
+  parts.replies.markContext(c, "BYPASS", { fwd: "bypass", detail });
+}
+
+/** `only-if-cached` with nothing usable stored (§5.2.1.7). */
+function gatewayTimeout(parts: SharedParts): Response {
+  return parts.replies.mark(
+    new Response(null, { status: GATEWAY_TIMEOUT }),
+    "BYPASS",
+    { detail: "only-if-cached" },
+  );
+}
+
+/**
+ * Reads the stored response for the request: the URL's entry, then, when
+ * the URL's responses vary, the variant for this request's header values.
+ */
+async function read(parts: SharedParts, visit: Visit): Promise<void> {
+  const { flights, keys, settings } = parts;
+  const first = await flights.lookup(visit.key, []);
+  if (first === "failed") {
+    visit.healthy = false;
+    return;
+  }
+  visit.epoch ??= first.epoch;
+  let entry = first.entry;
+  let stored = entry?.kind === ENTRY_KIND.http
+    ? decode(entry, settings.fail)
+    : undefined;
+  const variants = stored?.meta.variants;
+  if (variants) {
+    visit.variants = variants;
+    visit.fwd = "vary-miss";
+    visit.slot = await keys.variant(
+      visit.key,
+      variants.generation,
+      variants.names,
+      visit.headers,
+    );
+    const second = await flights.lookup(visit.slot, []);
+    if (second === "failed") {
+      visit.healthy = false;
+      return;
+    }
+    entry = second.entry;
+    stored = entry?.kind === ENTRY_KIND.http
+      ? decode(entry, settings.fail)
+      : undefined;
+  }
+  // An app-mode entry under the same key is not a shared cache's to serve.
+  if (stored?.meta.fresh) {
+    visit.found = stored;
+    visit.fwd = visit.request.noCache ? "request" : "stale";
+  }
+}
+
+/**
+ * Answers from the stored response when a rule allows it: fresh, stale
+ * within the client's `max-stale`, or stale within `stale-while-revalidate`
+ * (refreshed once in the background through the app).
+ */
+function answerFromCache(
+  parts: SharedParts,
+  c: CacheContext,
+  visit: Visit,
+): Response | undefined {
+  const stored = visit.found;
+  if (!stored) return undefined;
+  const fresh = stored.meta.fresh!;
+  const resident = stored.entry.age;
+  const ttl = freshnessLeft(fresh, resident);
+  switch (useOf(fresh, resident, visit.request)) {
+    case "fresh":
+      return respond(parts, visit, stored, "HIT", { hit: true, ttl });
+    case "stale":
+      return respond(parts, visit, stored, "STALE", { hit: true, ttl });
+    case "swr": {
+      const app = parts.settings.app;
+      // Without an app to refresh through, the request validates it itself.
+      if (!app) return undefined;
+      parts.flights.revalidate(
+        c,
+        visit.key,
+        visit.epoch,
+        app,
+        visit.slot === visit.key,
+      );
+      return respond(parts, visit, stored, "STALE", {
+        hit: true,
+        ttl,
+        detail: "stale-while-revalidate",
+      });
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** A response from the stored entry: 304 when the client holds it already. */
+function respond(
+  parts: SharedParts,
+  visit: Visit,
+  stored: Stored,
+  status: CacheStatus,
+  report: StatusReport,
+): Response {
+  const replay = replayOf(stored);
+  return parts.replies.respond(replay, {
+    status,
+    age: currentAge(stored.meta.fresh!, stored.entry.age),
+    notModified: holds(visit.headers, replay),
+    report,
+  });
+}
+
+/** Whether the client's conditional request is satisfied by `replay`. */
+function holds(headers: Headers, replay: Replay): boolean {
+  if (replay.status !== 200) return false;
+  const lastModified = replay.headers.find(([name]) => name === "last-modified")
+    ?.[1];
+  return clientHasIt(headers, replay.etag || undefined, lastModified);
+}
+
+/**
+ * Shares this process's computation of the key when there is one and its
+ * response fits this request; otherwise leads it (`visit.lead`) or, when
+ * it does not fit, computes alone. `undefined`: compute.
+ */
+async function follow(
+  parts: SharedParts,
+  visit: Visit,
+): Promise<Response | undefined> {
+  const { flights } = parts;
+  if (!visit.healthy) return undefined;
+  const leader = flights.leader(visit.key, visit.epoch);
+  if (!leader) {
+    visit.lead = flights.lead(visit.key, visit.epoch);
+    return undefined;
+  }
+  const deadline = Date.now() + parts.settings.lockTimeout;
+  const replay = await flights.follow(leader, deadline);
+  if (!replay?.fresh || !(await fits(parts, visit, replay))) return undefined;
+  const fresh = replay.fresh;
+  if (useOf(fresh, 0, visit.request) !== "fresh") return undefined;
+  return parts.replies.respond(replay, {
+    status: "HIT",
+    age: fresh.initialAge || undefined,
+    notModified: holds(visit.headers, replay),
+    report: { hit: true, ttl: freshnessLeft(fresh, 0) },
+  });
+}
+
+/** Whether the leader's response is the one this request's headers select. */
+async function fits(
+  parts: SharedParts,
+  visit: Visit,
+  replay: Replay,
+): Promise<boolean> {
+  const variants = replay.variants;
+  if (!variants) return true;
+  const mine = await parts.keys.variant(
+    visit.key,
+    variants.generation,
+    variants.names,
+    visit.headers,
+  );
+  return mine === replay.slot;
+}
+
+/**
+ * Forwards the request to the handler, under the key's cross-process lock
+ * when it leads; conditional when the stored response can be validated.
+ */
+async function forward(
+  parts: SharedParts,
+  c: CacheContext,
+  next: () => Promise<void>,
+  visit: Visit,
+): Promise<Response | void> {
+  const { flights } = parts;
+  let lock: KeyLock | undefined;
+  let outcome: Outcome | undefined;
+  try {
+    if (visit.lead && !visit.refresh && flights.crossProcess) {
+      const acquired = await flights.acquire(visit.key, visit.reading);
+      if (acquired && "lock" in acquired) lock = acquired.lock;
+      else if (acquired) {
+        // Another process stored a response meanwhile: read it as this one.
+        await read(parts, visit);
+        const answer = answerFromCache(parts, c, visit);
+        if (answer) return answer;
+      }
+    }
+    const found = visit.found;
+    const validating = found !== undefined && visit.healthy &&
+      hasValidator([...found.meta.headers, ["etag", found.entry.etag ?? ""]]);
+    if (validating) {
+      const replay = replayOf(found);
+      const raw = c.req.raw;
+      // The handler forwards what it reads from c.req.raw at call time.
+      (c.req as { raw: Request }).raw = new Request(raw.url, {
+        method: raw.method,
+        headers: validatingHeaders(
+          raw.headers,
+          replay.etag || undefined,
+          lastModifiedOf(replay),
+        ),
+        signal: raw.signal,
+      });
+    }
+    const requestTime = Date.now();
+    await next();
+    outcome = await settle(parts, c, visit, validating, requestTime);
+  } finally {
+    visit.lead?.(outcome?.replay);
+    if (lock) flights.releaseAfter(lock, outcome?.written, visit.key);
+  }
+}
+
+function lastModifiedOf(replay: Replay): string | undefined {
+  return replay.headers.find(([name]) => name === "last-modified")?.[1];
+}
+
+/**
+ * Settles the handler's response: a stale entry answers a failure within
+ * `stale-if-error`; a 304 to this cache's validation updates the entry; a
+ * storable response is stored; anything else passes on, marked.
+ */
+async function settle(
+  parts: SharedParts,
+  c: CacheContext,
+  visit: Visit,
+  validating: boolean,
+  requestTime: number,
+): Promise<Outcome | undefined> {
+  const { settings, replies } = parts;
+  const res = c.res;
+  const found = visit.found;
+  if (handlerFailed(c)) {
+    if (found && servesOnError(found.meta.fresh!, found.entry.age)) {
+      settings.fail(
+        c.error ?? new Error(`Handler answered ${res.status}`),
+        "handler",
+        visit.key,
+      );
+      replace(
+        c,
+        respond(parts, visit, found, "STALE", {
+          fwd: "stale",
+          fwdStatus: res.status,
+          ttl: freshnessLeft(found.meta.fresh!, found.entry.age),
+          detail: "stale-if-error",
+        }),
+      );
+      return undefined;
+    }
+    replies.markContext(c, "BYPASS", {
+      fwd: visit.fwd,
+      fwdStatus: res.status,
+    });
+    return undefined;
+  }
+  const input = {
+    requestTime,
+    responseTime: Date.now(),
+    expire: settings.expire,
+    staleWhileRevalidate: settings.staleWhileRevalidate?.seconds ?? 0,
+    staleIfError: settings.staleIfError,
+  };
+  if (validating && res.status === NOT_MODIFIED) {
+    return await revalidated(parts, c, visit, found!, input);
+  }
+  return await storeNew(parts, c, visit, input);
+}
+
+/** When the exchange with the origin happened, and the route's fallbacks. */
+interface Exchange {
+  requestTime: number;
+  responseTime: number;
+  expire: number | undefined;
+  staleWhileRevalidate: number;
+  staleIfError: number;
+}
+
+/**
+ * The origin confirmed the stored response: its headers are updated from the
+ * 304's (§4.3.4), the entry is rewritten, and the stored body answers.
+ */
+async function revalidated(
+  parts: SharedParts,
+  c: CacheContext,
+  visit: Visit,
+  found: Stored,
+  exchange: Exchange,
+): Promise<Outcome | undefined> {
+  const { settings, replies } = parts;
+  const stored = replayOf(found);
+  const previous: [string, string][] = stored.etag
+    ? [...stored.headers, ["etag", stored.etag]]
+    : [...stored.headers];
+  const merged = new Response(null, {
+    status: stored.status === 200 ? 200 : stored.status,
+    headers: updatedHeaders(
+      previous,
+      c.res.headers,
+      withheldFields(responseDirectives(c.res.headers)),
+    ),
+  });
+  const directives = responseDirectives(merged.headers);
+  const fresh = freshnessOf({
+    ...exchange,
+    status: stored.status,
+    headers: merged.headers,
+    directives,
+  });
+  const replay = await capture(
+    merged,
+    stored.body,
+    settings.statusHeaderName,
+    withheldFields(directives),
+  );
+  replay.status = stored.status;
+  replay.fresh = fresh;
+  replay.slot = visit.slot;
+  replay.variants = visit.variants;
+  const storable = visit.healthy && unstorableShared(
+        stored.status,
+        merged.headers,
+        directives,
+        visit.headers,
+        settings.statuses,
+      ) === undefined;
+  const written = storable ? write(parts, c, visit, replay) : undefined;
+  const wrote = written !== undefined &&
+    (settings.wait || visit.refresh ? await written : true);
+  replace(
+    c,
+    replies.respond(replay, {
+      status: "REVALIDATED",
+      age: fresh.initialAge || undefined,
+      notModified: holds(visit.headers, replay),
+      report: { fwd: visit.fwd, fwdStatus: NOT_MODIFIED, stored: wrote },
+    }),
+  );
+  return { replay, written };
+}
+
+/** Stores the handler's response when a shared cache may, and marks it. */
+async function storeNew(
+  parts: SharedParts,
+  c: CacheContext,
+  visit: Visit,
+  exchange: Exchange,
+): Promise<Outcome | undefined> {
+  const { settings, replies } = parts;
+  const res = c.res;
+  const directives = responseDirectives(res.headers);
+  const fresh = freshnessOf({
+    ...exchange,
+    status: res.status,
+    headers: res.headers,
+    directives,
+  });
+  const reason = !visit.healthy ? "unavailable" : unstorableShared(
+    res.status,
+    res.headers,
+    directives,
+    visit.headers,
+    settings.statuses,
+  ) ?? (fresh.lifetime <= fresh.initialAge && !hasValidator(res.headers)
+    ? "stale"
+    : undefined);
+  const fwdStatus = visit.fwd === "stale" || visit.fwd === "request"
+    ? res.status
+    : undefined;
+  if (reason) {
+    replies.markContext(c, "BYPASS", {
+      fwd: visit.fwd,
+      fwdStatus,
+      detail: reason,
+    });
+    return undefined;
+  }
+  const body = await readBounded(res, settings.maxBodySize);
+  if (body instanceof ReadableStream) {
+    replace(
+      c,
+      replies.mark(new Response(body, res), "BYPASS", {
+        fwd: visit.fwd,
+        fwdStatus,
+        detail: "too-large",
+      }),
+    );
+    return undefined;
+  }
+  const replay = await capture(
+    res,
+    body,
+    settings.statusHeaderName,
+    withheldFields(directives),
+  );
+  replay.fresh = fresh;
+  await place(parts, visit, replay, res.headers);
+  const written = write(parts, c, visit, replay);
+  const wrote = written !== undefined &&
+    (settings.wait || visit.refresh ? await written : true);
+  replace(
+    c,
+    replies.respond(replay, {
+      status: wrote ? "MISS" : "BYPASS",
+      age: fresh.initialAge || undefined,
+      notModified: holds(visit.headers, replay),
+      report: { fwd: visit.fwd, fwdStatus, stored: wrote },
+    }),
+  );
+  return { replay, written };
+}
+
+/**
+ * Sets where `replay` is stored: the URL's key, or under `Vary` a variant's,
+ * in the URL's current generation of variants when it varies on the same
+ * headers, else in a new one.
+ */
+async function place(
+  parts: SharedParts,
+  visit: Visit,
+  replay: Replay,
+  headers: Headers,
+): Promise<void> {
+  const names = [...new Set(headerList(headers.get("vary")))].sort();
+  if (names.length === 0) {
+    replay.slot = visit.key;
+    return;
+  }
+  const current = visit.variants;
+  const same = current !== undefined &&
+    current.names.join() === names.join();
+  const variants = same ? current : {
+    names,
+    generation: crypto.randomUUID(),
+  };
+  replay.variants = variants;
+  replay.slot = await parts.keys.variant(
+    visit.key,
+    variants.generation,
+    names,
+    visit.headers,
+  );
+}
+
+/**
+ * Writes `replay` at its slot (and the URL's variants entry when it is
+ * new); resolves to whether it was stored. `undefined` when a tags function
+ * failed: the entry is not written.
+ */
+function write(
+  parts: SharedParts,
+  c: CacheContext,
+  visit: Visit,
+  replay: Replay,
+): Promise<boolean> | undefined {
+  const { backend, fail, tags: tagsOption } = parts.settings;
+  let tags: string[];
+  try {
+    tags = [...typeof tagsOption === "function" ? tagsOption(c) : tagsOption];
+  } catch (error) {
+    // A failing tags function costs the entry, not the response.
+    fail(error, "tags", visit.key);
+    return undefined;
+  }
+  const fresh = replay.fresh!;
+  const expire = Math.max(fresh.lifetime - fresh.initialAge, STALE_ON_ARRIVAL);
+  const validator = replay.etag !== "" ||
+    replay.headers.some(([name]) => name === "last-modified");
+  const staleFor = Math.min(
+    MAX_SECONDS - expire,
+    Math.max(
+      fresh.swr ?? 0,
+      fresh.sie ?? 0,
+      validator ? REVALIDATION_RETENTION : 0,
+    ),
+  );
+  const options = { expire, staleFor, tags, epoch: visit.epoch };
+  const slot = replay.slot ?? visit.key;
+  const writes = [
+    backend.writeEntry(slot, sharedEntryOf(replay, fresh), options),
+  ];
+  const variants = replay.variants;
+  if (variants && variants !== visit.variants) {
+    // The URL's entry outlives its variants: it names where they are.
+    writes.push(
+      backend.writeEntry(
+        visit.key,
+        variantsEntryOf(variants.names, variants.generation),
+        {
+          ...options,
+          expire: Math.min(MAX_SECONDS, expire + staleFor),
+          staleFor: 0,
+        },
+      ),
+    );
+  }
+  const written = Promise.all(writes).then(
+    () => true,
+    (error) => {
+      fail(error, "writeEntry", slot);
+      return false;
+    },
+  );
+  parts.flights.track(c, visit.key, written);
+  return written;
+}

@@ -1,0 +1,36 @@
+// Unsafe methods through cached(), in either mode: the handler answers,
+// untouched, and what it may have changed is removed (RFC 9111 §4.4).
+import type { RequestKeys } from "./_key.ts";
+import type { Settings } from "./_options.ts";
+import { changedResource } from "./_policy.ts";
+import type { CacheContext } from "./types.ts";
+
+/**
+ * An unsafe method: the handler answers, untouched; when it may have changed
+ * the resource, the entries of its URL (and of its same-origin `Location`
+ * and `Content-Location`) are removed before the answer leaves, so that the
+ * client's next GET does not see the old one.
+ */
+export async function invalidating(
+  settings: Pick<Settings, "backend" | "fail">,
+  keys: RequestKeys,
+  c: CacheContext,
+  next: () => Promise<void>,
+): Promise<void> {
+  await next();
+  if (!changedResource(c)) return;
+  const { backend, fail } = settings;
+  let changed: string[];
+  try {
+    changed = await keys.changedBy(c, c.res);
+  } catch (error) {
+    // A failure costs the invalidation, never the handler's answer.
+    fail(error, "key");
+    return;
+  }
+  await Promise.all(
+    changed.map((key) =>
+      backend.delete(key).catch((error) => fail(error, "delete", key))
+    ),
+  );
+}
