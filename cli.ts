@@ -10,7 +10,9 @@
  * deno run -A jsr:@cachekit/hono/cli sweep
  * ```
  *
- * `--dsn` defaults to `DATABASE_URL`; `--table` to `cachekit_entries`.
+ * `--dsn` defaults to `DATABASE_URL`; `--table` to `cachekit_entries`. No
+ * command creates the table: on a database without it, each says so and
+ * exits with 1. The CLI needs Deno; under Node.js it says so and exits with 1.
  *
  * @example Running the CLI from code
  * ```ts ignore
@@ -61,6 +63,15 @@ export interface CliOutput {
   err(line: string): void;
 }
 
+/** What the CLI says where Deno is not the runtime. */
+const NEEDS_DENO =
+  "Error: the cachekit CLI needs Deno: run it with deno run -A jsr:@cachekit/hono/cli";
+
+/** `count` and the noun after it: `1 entry`, `0 entries`. */
+function counted(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
 const consoleOutput: CliOutput = {
   out: (line) => console.log(line),
   err: (line) => console.error(line),
@@ -97,6 +108,10 @@ export async function main(
   args: string[],
   output: CliOutput = consoleOutput,
 ): Promise<number> {
+  if ((globalThis as { Deno?: unknown }).Deno === undefined) {
+    output.err(NEEDS_DENO);
+    return 1;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -138,7 +153,37 @@ export async function main(
     output.err("Error: no database: pass --dsn or set DATABASE_URL");
     return 2;
   }
+  if (!/^postgres(ql)?:\/\//i.test(dsn)) {
+    // Never the DSN itself: it may hold a password.
+    output.err(
+      "Error: the DSN must start with postgres:// or postgresql://",
+    );
+    return 2;
+  }
+  return await run(command as Command, values, dsn, output);
+}
 
+type Command = "stats" | "purge" | "sweep";
+
+/** What each command does with nothing to work on. */
+const NOTHING: Record<Command, string> = {
+  stats: "nothing to report",
+  purge: "nothing to purge",
+  sweep: "nothing to sweep",
+};
+
+/** Runs `command` on the table, which it never creates. */
+async function run(
+  command: Command,
+  values: {
+    table?: string;
+    namespace?: string;
+    tag?: string[];
+    url?: string;
+  },
+  dsn: string,
+  output: CliOutput,
+): Promise<number> {
   let backend: PostgresBackend;
   try {
     backend = new PostgresBackend({
@@ -149,6 +194,7 @@ export async function main(
       minSize: 1,
       maxSize: 2,
       queryTimeout: 30_000,
+      createTable: false,
       onError: () => {},
     });
   } catch (error) {
@@ -156,7 +202,14 @@ export async function main(
     return 2;
   }
   try {
-    await backend.ready();
+    if (!await backend.exists()) {
+      output.err(
+        `Error: the cache table ${
+          values.table ?? "cachekit_entries"
+        } does not exist in this database: ${NOTHING[command]}`,
+      );
+      return 1;
+    }
     if (command === "stats") {
       const rows = await backend.tableStats();
       output.out("namespace\tentries\tbytes\texpired");
@@ -166,10 +219,15 @@ export async function main(
         );
       }
     } else if (command === "sweep") {
-      output.out(`Swept ${await backend.sweep()} expired rows`);
+      const count = await backend.sweep();
+      output.out(`Swept ${counted(count, "expired row", "expired rows")}`);
     } else if (values.tag?.length) {
       const count = await backend.invalidateTags(values.tag);
-      output.out(`Purged ${count} entries tagged ${values.tag.join(", ")}`);
+      output.out(
+        `Purged ${counted(count, "entry", "entries")} tagged ${
+          values.tag.join(", ")
+        } from namespace ${JSON.stringify(backend.namespace)}`,
+      );
     } else if (values.url !== undefined) {
       const removed = await invalidate(backend, values.url);
       output.out(
@@ -178,8 +236,12 @@ export async function main(
           : `No entry for ${values.url}`,
       );
     } else {
-      await backend.clear();
-      output.out(`Purged namespace ${values.namespace}`);
+      const count = await backend.purge();
+      output.out(
+        `Purged ${counted(count, "entry", "entries")} from namespace ${
+          JSON.stringify(backend.namespace)
+        }`,
+      );
     }
     return 0;
   } catch (error) {
@@ -190,7 +252,22 @@ export async function main(
   }
 }
 
+/** Whether Node.js runs this file as its script (`node cli.js`). */
+function runByNode(): boolean {
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return false;
+  const script = (globalThis as { process?: { argv?: string[] } }).process
+    ?.argv?.[1];
+  if (script === undefined) return false;
+  const path = decodeURIComponent(new URL(import.meta.url).pathname);
+  const stem = (file: string) => file.replace(/\.[cm]?[jt]s$/, "");
+  return stem(path) === stem(script.replaceAll("\\", "/"));
+}
+
 if (import.meta.main) {
   const status = await main(Deno.args);
   Deno.exit(status);
+} else if (runByNode()) {
+  console.error(NEEDS_DENO);
+  (globalThis as unknown as { process: { exitCode: number } }).process
+    .exitCode = 1;
 }

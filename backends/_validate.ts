@@ -3,7 +3,7 @@
 // joined, never a failure counted by a circuit breaker) and so that every
 // backend accepts and rejects the same inputs.
 import type { CacheEntry, SetOptions, WriteEntryOptions } from "./types.ts";
-import { OptionChecks, preview, typeName } from "../core/options.ts";
+import { describe, OptionChecks, preview } from "../core/options.ts";
 
 /**
  * The longest key, in UTF-8 bytes. With the longest namespace it stays well
@@ -82,7 +82,7 @@ function checkText(
 export function checkKey(key: unknown): string {
   if (typeof key !== "string") {
     throw new TypeError(
-      `Invalid key: key must be a string: received ${typeName(key)}`,
+      `Invalid key: key must be a string: received ${describe(key)}`,
     );
   }
   checkText(key, "key", "Invalid key", MAX_KEY_BYTES, false);
@@ -99,7 +99,7 @@ export function checkNamespace(owner: string, namespace: unknown): string {
   if (typeof namespace !== "string" || namespace === "") {
     throw new TypeError(
       `${prefix}: namespace must be a non-empty string: received ${
-        typeof namespace === "string" ? '""' : typeName(namespace)
+        describe(namespace)
       }`,
     );
   }
@@ -117,14 +117,14 @@ export function checkTags(tags: unknown, action: string): readonly string[] {
   const prefix = `Cannot ${action}`;
   if (!Array.isArray(tags)) {
     throw new TypeError(
-      `${prefix}: tags must be an array of strings: received ${typeName(tags)}`,
+      `${prefix}: tags must be an array of strings: received ${describe(tags)}`,
     );
   }
   for (const tag of tags) {
     if (typeof tag !== "string" || tag === "") {
       throw new TypeError(
         `${prefix}: tags must be an array of strings, none empty: received ${
-          tag === "" ? '""' : typeName(tag)
+          describe(tag)
         }`,
       );
     }
@@ -134,6 +134,49 @@ export function checkTags(tags: unknown, action: string): readonly string[] {
 }
 
 const writeChecks = new OptionChecks("Cannot write entry");
+const setChecks = new OptionChecks("Cannot store value");
+
+/** The options of `set()`. */
+export const SET_OPTIONS: readonly string[] = ["expire", "tags"];
+/** The options of `writeEntry()`. */
+export const WRITE_OPTIONS: readonly string[] = [
+  "expire",
+  "staleFor",
+  "tags",
+  "epoch",
+];
+
+/**
+ * Throws a `TypeError` unless the options of a write are missing or an
+ * object of `names` only. A number, as a TTL in Keyv's style, is answered
+ * with the object to pass instead.
+ */
+function checkWriteOptions(
+  options: unknown,
+  names: readonly string[],
+  checks: OptionChecks,
+): void {
+  if (options === undefined) return;
+  if (typeof options === "number") {
+    throw new TypeError(
+      `${
+        checks.message("options", "an object", options)
+      }; to expire after ${options} seconds, pass { expire: ${options} } (expire is in seconds, not milliseconds)`,
+    );
+  }
+  checks.known(options as object, names);
+}
+
+/**
+ * Checks the options of `set()` as every backend does: missing, or an
+ * object of `expire` and `tags` only (a `TypeError` otherwise, which for a
+ * number such as `set(key, value, 300)` says to pass `{ expire: 300 }`).
+ * Their values are checked by {@linkcode writeTerms}.
+ */
+export function checkSetOptions(options: unknown): SetOptions | undefined {
+  checkWriteOptions(options, SET_OPTIONS, setChecks);
+  return options as SetOptions | undefined;
+}
 
 /** Resolved, validated seconds and tags of a write. */
 export interface WriteTerms {
@@ -153,6 +196,7 @@ export interface WriteTerms {
 export function writeTerms(
   options: WriteEntryOptions | SetOptions | undefined,
 ): WriteTerms {
+  checkWriteOptions(options, WRITE_OPTIONS, writeChecks);
   const expire = options?.expire;
   if (expire !== undefined) {
     writeChecks.positiveSeconds("expire", expire);
@@ -176,7 +220,7 @@ function checkField(
   if (value === undefined) return;
   if (typeof value !== "string") {
     throw new TypeError(
-      `${prefix}: ${what} must be a string: received ${typeName(value)}`,
+      `${prefix}: ${what} must be a string: received ${describe(value)}`,
     );
   }
   if (!valid(value)) {
@@ -206,20 +250,18 @@ export function checkEntry(entry: CacheEntry): CacheEntry {
   const prefix = "Cannot write entry";
   if (typeof entry !== "object" || entry === null) {
     throw new TypeError(
-      `${prefix}: entry must be an object: received ${typeName(entry)}`,
+      `${prefix}: entry must be an object: received ${describe(entry)}`,
     );
   }
   const { kind, body, meta, etag } = entry;
   if (kind !== 0 && kind !== 1 && kind !== 2) {
     throw new TypeError(
-      `${prefix}: kind must be 0, 1 or 2: received ${
-        typeof kind === "number" ? kind : typeName(kind)
-      }`,
+      `${prefix}: kind must be 0, 1 or 2: received ${describe(kind)}`,
     );
   }
   if (!(body instanceof Uint8Array)) {
     throw new TypeError(
-      `${prefix}: body must be a Uint8Array: received ${typeName(body)}`,
+      `${prefix}: body must be a Uint8Array: received ${describe(body)}`,
     );
   }
   checkField(meta, "meta", prefix, noNul, "NUL");
@@ -237,7 +279,7 @@ export function checkEtags(etags: unknown): readonly string[] {
   if (!Array.isArray(etags)) {
     throw new TypeError(
       `${prefix}: etags must be an array of strings: received ${
-        typeName(etags)
+        describe(etags)
       }`,
     );
   }
@@ -245,7 +287,7 @@ export function checkEtags(etags: unknown): readonly string[] {
     if (typeof etag !== "string") {
       throw new TypeError(
         `${prefix}: etags must be an array of strings: received ${
-          typeName(etag)
+          describe(etag)
         }`,
       );
     }

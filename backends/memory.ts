@@ -19,9 +19,11 @@ import {
   checkEtags,
   checkKey,
   checkNamespace,
+  checkSetOptions,
   checkTags,
   writeTerms,
 } from "./_validate.ts";
+import { getOrSet, type GetOrSetOptions } from "./_get_or_set.ts";
 import { zeroCounters } from "./_stats.ts";
 import { entryBytes, Lru } from "../core/lru.ts";
 import { OptionChecks } from "../core/options.ts";
@@ -91,6 +93,19 @@ export interface MemoryBackendOptions {
   now?: () => number;
 }
 
+const MEMORY_OPTIONS: readonly string[] = [
+  "namespace",
+  "maxEntries",
+  "maxBytes",
+  "now",
+];
+
+/**
+ * The statistics of a {@linkcode MemoryBackend}: its entries and bytes are
+ * always known.
+ */
+export type MemoryStats = CacheStats & { entries: number; bytes: number };
+
 interface Slot {
   entry: CacheEntry;
   tags: string[];
@@ -129,23 +144,26 @@ export class MemoryBackend implements CacheBackend {
    * Creates an empty memory backend.
    *
    * @param options Namespace, size bound and clock.
-   * @throws {TypeError} If `namespace` is not a non-empty string, has a
-   * control character or is not well-formed UTF-16.
+   * @throws {TypeError} If an option is unknown (the message names the
+   * nearest valid one), `namespace` is not a non-empty string, has a
+   * control character or is not well-formed UTF-16, or `now` is not a
+   * function.
    * @throws {RangeError} If `namespace` is over 256 bytes in UTF-8, or
    * `maxEntries` or `maxBytes` is not a positive integer.
    */
   constructor(options: MemoryBackendOptions = {}) {
+    const checks = new OptionChecks("Cannot create MemoryBackend");
+    checks.known(options, MEMORY_OPTIONS);
     this.namespace = checkNamespace(
       "MemoryBackend",
       options.namespace ?? "hono_cache",
     );
-    const checks = new OptionChecks("Cannot create MemoryBackend");
     this.#slots = new Lru(
       checks.positiveInteger("maxEntries", options.maxEntries ?? 10_000),
       checks.positiveInteger("maxBytes", options.maxBytes ?? 2 ** 28),
       slotBytes,
     );
-    this.#now = options.now ?? Date.now;
+    this.#now = checks.function("now", options.now ?? Date.now);
   }
 
   /** The number of entries held, expired ones included until touched. */
@@ -175,7 +193,8 @@ export class MemoryBackend implements CacheBackend {
    * @param options Expiry and tags.
    * @throws {TypeError} If `key` is malformed (see `get`), `value` is not a
    * JSON value that JSON keeps exactly nor a `Uint8Array` (the message says
-   * where), or `tags` is not an array of valid tags.
+   * where), `options` is not an object of `expire` and `tags` (a number,
+   * as a TTL, included), or `tags` is not an array of valid tags.
    * @throws {RangeError} If `key` or a tag is too long, or `expire` is not a
    * positive number of seconds up to 100 years.
    */
@@ -184,7 +203,50 @@ export class MemoryBackend implements CacheBackend {
     value: CacheValue,
     options?: SetOptions,
   ): Promise<void> {
+    checkSetOptions(options);
     await this.writeEntry(key, encodeValue(value), options);
+  }
+
+  /**
+   * Resolves to the value at `key`, or computes it with `compute`, stores
+   * it and resolves to it; concurrent calls for one key share one
+   * computation.
+   *
+   * @example Computing a value once
+   * ```ts
+   * import { MemoryBackend } from "@cachekit/hono/memory";
+   * import assert from "node:assert/strict";
+   *
+   * const backend = new MemoryBackend();
+   * let runs = 0;
+   * const load = () => backend.getOrSet("user:1", () => {
+   *   runs++;
+   *   return { name: "Ada" };
+   * }, { expire: 60, tags: ["user:1"] });
+   * const [a, b] = await Promise.all([load(), load()]);
+   * assert.deepEqual(a, { name: "Ada" });
+   * assert.deepEqual(b, { name: "Ada" });
+   * assert.equal(runs, 1);
+   * assert.deepEqual(await load(), { name: "Ada" });
+   * assert.equal(runs, 1);
+   * ```
+   *
+   * @param key The key.
+   * @param compute Computes the value when none is stored.
+   * @param options Expiry, tags and stale windows.
+   * @returns The stored or computed value.
+   * @throws {TypeError} If `key` is malformed, `compute` is not a function,
+   * an option is unknown or malformed, or the value cannot be stored
+   * exactly.
+   * @throws {RangeError} If a number of seconds is out of range, or `key`
+   * or a tag is too long.
+   */
+  getOrSet<T extends CacheValue>(
+    key: string,
+    compute: () => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<T> {
+    return getOrSet(this, key, compute, options);
   }
 
   /**
@@ -255,7 +317,7 @@ export class MemoryBackend implements CacheBackend {
    *
    * @returns The statistics.
    */
-  stats(): Promise<CacheStats> {
+  stats(): Promise<MemoryStats> {
     let bytes = 0;
     for (const [, slot] of this.#slots.entries()) {
       bytes += slot.entry.body.byteLength;

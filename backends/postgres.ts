@@ -24,11 +24,13 @@ import {
   checkEntry,
   checkEtags,
   checkKey,
+  checkSetOptions,
   checkTags,
   writeTerms,
 } from "./_validate.ts";
+import { getOrSet, type GetOrSetOptions } from "./_get_or_set.ts";
 import { zeroCounters } from "./_stats.ts";
-import { Connection } from "./_postgres/connection.ts";
+import { Connection, withTimeout } from "./_postgres/connection.ts";
 import { Database } from "./_postgres/database.ts";
 import { Eviction } from "./_postgres/eviction.ts";
 import { LocalTier } from "./_postgres/local_tier.ts";
@@ -60,6 +62,7 @@ import type {
 
 export {
   CacheOutcomeUnknownError,
+  CachePermissionError,
   CacheQueueFullError,
   CacheTimeoutError,
   CacheUnavailableError,
@@ -69,7 +72,12 @@ export type {
   LocalCacheOptions,
   PostgresBackendOptions,
 } from "./_postgres/options.ts";
-export type { TransactionOptions };
+export type { GetOrSetOptions, TransactionOptions };
+
+/** Whether the table and its functions exist, without creating anything. */
+const PRESENT =
+  `SELECT to_regclass($1) IS NOT NULL AND to_regprocedure($2) IS NOT NULL
+  AND to_regprocedure($3) IS NOT NULL AS present`;
 
 /**
  * Entries and bytes of one namespace of a table, from {@linkcode PostgresBackend.tableStats}.
@@ -137,7 +145,8 @@ export class PostgresBackend implements CacheBackend {
    * neither blocks nor throws here.
    *
    * @param options Where the database is, and how to use it.
-   * @throws {TypeError} If not exactly one of `dsn`, `client` and `embedded`
+   * @throws {TypeError} If an option is unknown (the message names the
+   * nearest valid one), not exactly one of `dsn`, `client` and `embedded`
    * is given, or `dsn`, `namespace` or `table` is malformed.
    * @throws {RangeError} If a size, interval or timeout is out of range, or
    * `minSize` exceeds `maxSize`.
@@ -200,7 +209,7 @@ export class PostgresBackend implements CacheBackend {
     // Keep a failed start from becoming an unhandled rejection; requests see
     // the error through the connection and go on without the cache.
     this.#connection.driver.catch((error) => failed(error, "connect"));
-    void this.#connection.ready().catch(() => {});
+    if (resolved.createTable) void this.#connection.ready().catch(() => {});
     this.#sync?.listen(this.#connection.driver);
   }
 
@@ -248,7 +257,8 @@ export class PostgresBackend implements CacheBackend {
    * @param value The value.
    * @param options Expiry and tags.
    * @throws {TypeError} If `value` is not JSON that JSON keeps exactly, nor
-   * a `Uint8Array`, or `key` or `tags` is malformed.
+   * a `Uint8Array`, `options` is not an object of `expire` and `tags` (a
+   * number, as a TTL, included), or `key` or `tags` is malformed.
    * @throws {RangeError} If `expire` is out of range, or `key` or a tag is
    * too long.
    */
@@ -257,7 +267,54 @@ export class PostgresBackend implements CacheBackend {
     value: CacheValue,
     options?: SetOptions,
   ): Promise<void> {
+    checkSetOptions(options);
     await this.writeEntry(key, encodeValue(value), options);
+  }
+
+  /**
+   * Resolves to the value at `key`, or computes it with `compute`, stores
+   * it and resolves to it. One computation per key runs at a time in this
+   * process, and across processes through an advisory lock (the others
+   * wait, bounded by `lockTimeout`, and read what it stored). When the
+   * database fails, `compute` runs, its value is returned, and the failure
+   * goes to `onError`: the cache never makes it reject.
+   *
+   * @example Loading a user through the cache
+   * ```ts ignore
+   * import { PostgresBackend } from "@cachekit/hono/postgres";
+   *
+   * const backend = new PostgresBackend({ dsn: Deno.env.get("DATABASE_URL")! });
+   * const user = await backend.getOrSet(
+   *   "user:42",
+   *   () => ({ id: 42, name: "Ada" }), // a query, in a real app
+   *   { expire: 300, tags: ["user:42"], staleWhileRevalidate: 60 },
+   * );
+   * console.log(user);
+   * await backend.close();
+   * ```
+   *
+   * @param key The key.
+   * @param compute Computes the value when none is stored.
+   * @param options Expiry, tags, stale windows and the lock's timeout.
+   * @returns The stored or computed value.
+   * @throws {TypeError} If `key` is malformed, `compute` is not a function,
+   * an option is unknown or malformed, or the value cannot be stored
+   * exactly.
+   * @throws {RangeError} If a number of seconds is out of range, or `key`
+   * or a tag is too long.
+   */
+  getOrSet<T extends CacheValue>(
+    key: string,
+    compute: () => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<T> {
+    return getOrSet(
+      this,
+      key,
+      compute,
+      options,
+      (error, operation, key) => this.#db.report(error, operation, key),
+    );
   }
 
   /**
@@ -292,9 +349,21 @@ export class PostgresBackend implements CacheBackend {
    * @returns Nothing.
    */
   async clear(options?: TransactionOptions): Promise<void> {
+    await this.purge(options);
+  }
+
+  /**
+   * Deletes every entry of this backend's namespace, and only those, as
+   * {@linkcode PostgresBackend.clear} does, and tells how many there were.
+   *
+   * @param options The caller's transaction, if any.
+   * @returns How many entries were deleted, expired ones included.
+   */
+  async purge(options?: TransactionOptions): Promise<number> {
     this.#checkOpen("clear");
-    await this.#purge("clear", "namespace", [], options);
+    const [row] = await this.#purge("clear", "namespace", [], options);
     await this.#sync?.announce(null, options);
+    return Number(row?.n ?? 0);
   }
 
   /**
@@ -455,11 +524,40 @@ export class PostgresBackend implements CacheBackend {
         bytes: Number(rows[0]?.bytes ?? 0),
       };
     } catch (error) {
-      // The counters matter most when the database is down: report them
-      // with the last sizes known.
+      // The counters matter most when the database is down: report them,
+      // and say that the sizes are unknown rather than zero.
       this.#db.report(error, "stats");
+      return {
+        entries: null,
+        bytes: null,
+        unavailable: error instanceof Error ? error.message : String(error),
+        ...this.#counters,
+      };
     }
     return { ...this.#eviction.sizes, ...this.#counters };
+  }
+
+  /**
+   * Resolves to whether the table and its functions exist, without creating
+   * them (unlike every other method).
+   *
+   * @returns Whether they exist.
+   * @throws {Error} If the database cannot be reached.
+   */
+  async exists(): Promise<boolean> {
+    this.#checkOpen("exists");
+    const sql = this.#options.sql;
+    const driver = await this.#connection.driver;
+    const [row] = await withTimeout(
+      driver.query(PRESENT, [
+        sql.table,
+        sql.evictSignature,
+        sql.purgeSignature,
+      ]),
+      this.#options.connectTimeout,
+      "exists",
+    );
+    return row?.present === true;
   }
 
   /**

@@ -16,6 +16,10 @@
  *
  * @module
  */
+import type { GetOrSetOptions } from "./_get_or_set.ts";
+import type { CacheStats } from "./_stats.ts";
+
+export type { CacheStats, GetOrSetOptions };
 
 /**
  * A value that survives a JSON round trip unchanged: plain objects (whose
@@ -355,44 +359,6 @@ export interface StoredEntry extends CacheEntry {
 }
 
 /**
- * Counters and sizes of a backend, from `stats()`.
- *
- * @example Computing a hit ratio
- * ```ts
- * import type { CacheStats } from "@cachekit/hono/types";
- * import { MemoryBackend } from "@cachekit/hono/memory";
- * import assert from "node:assert/strict";
- *
- * const backend = new MemoryBackend();
- * await backend.set("a", 1);
- * await backend.get("a");
- * await backend.get("missing");
- *
- * const stats: CacheStats = await backend.stats();
- * assert.equal(stats.entries, 1);
- * assert.equal(stats.hits / (stats.hits + stats.misses), 0.5);
- * ```
- */
-export interface CacheStats {
-  /** Entries stored in the namespace, expired ones not yet swept included. */
-  entries: number;
-  /** Bytes of stored values in the namespace. */
-  bytes: number;
-  /** Reads of this process that found a fresh entry. */
-  hits: number;
-  /** Reads of this process that found nothing. */
-  misses: number;
-  /** Reads of this process that found an expired entry in its stale window. */
-  staleServes: number;
-  /** Entries this process evicted to keep within the bounds. */
-  evictions: number;
-  /** Failed database operations of this process. */
-  errors: number;
-  /** Writes this process dropped because its write queue was full. */
-  droppedWrites: number;
-}
-
-/**
  * A lock on one key across every process that shares a backend, from
  * {@linkcode CacheBackend.lock}.
  *
@@ -452,27 +418,16 @@ export interface KeyLock {
  * strings are. Tags, expiry and values follow {@linkcode SetOptions},
  * {@linkcode WriteEntryOptions} and {@linkcode JsonValue}.
  *
- * @example Using any backend through the interface
+ * @example Computing a value once through the interface
  * ```ts
- * import type { CacheBackend, CacheValue } from "@cachekit/hono/types";
+ * import type { CacheBackend } from "@cachekit/hono/types";
  * import { MemoryBackend } from "@cachekit/hono/memory";
  * import assert from "node:assert/strict";
  *
- * async function getOrSet(
- *   backend: CacheBackend,
- *   key: string,
- *   compute: () => Promise<CacheValue>,
- * ): Promise<CacheValue> {
- *   const found = await backend.get(key);
- *   if (found !== undefined) return found;
- *   const value = await compute();
- *   await backend.set(key, value, { expire: 60 });
- *   return value;
- * }
- *
- * const backend = new MemoryBackend();
- * assert.equal(await getOrSet(backend, "n", () => Promise.resolve(1)), 1);
- * assert.equal(await getOrSet(backend, "n", () => Promise.resolve(2)), 1);
+ * const backend: CacheBackend = new MemoryBackend();
+ * const compute = () => Promise.resolve(1);
+ * assert.equal(await backend.getOrSet?.("n", compute, { expire: 60 }), 1);
+ * assert.equal(await backend.getOrSet?.("n", () => 2), 1);
  * ```
  *
  * @example Implementing a backend by wrapping another
@@ -641,6 +596,26 @@ export interface CacheBackend {
   ): Promise<number>;
   /** Optional: counters of this process and sizes of the namespace. */
   stats?(): Promise<CacheStats>;
+  /**
+   * Optional: resolves to the value at `key`, or computes it with `compute`,
+   * stores it and resolves to it, one computation per key at a time (in
+   * this process, and across processes where the backend has `lock`). The
+   * cache never makes it reject: a failing store is reported and `compute`
+   * runs. Both built-in backends have it.
+   *
+   * @throws {TypeError} If `key` is malformed (see `get`), `compute` is not
+   * a function, an option is unknown or malformed, or the computed value
+   * cannot be stored exactly (see {@linkcode JsonValue}).
+   * @throws {RangeError} If `key` or a tag is too long, or a number of
+   * seconds is out of range.
+   * @throws {unknown} What `compute` throws, unless `staleIfError` serves a
+   * stale value instead.
+   */
+  getOrSet?<T extends CacheValue>(
+    key: string,
+    compute: () => T | Promise<T>,
+    options?: GetOrSetOptions,
+  ): Promise<T>;
 }
 
 /**

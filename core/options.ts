@@ -1,5 +1,6 @@
 // Option and argument checks in one error style: "<Context>: <name> must be
 // <rule>: received <what>", where <what> quotes strings and names types.
+import { nearest } from "./suggest.ts";
 
 /**
  * The most seconds of `expire` and of `staleFor`: 100 years. Their sum stays
@@ -139,6 +140,40 @@ export class OptionChecks {
   ): T {
     if (typeof value !== "function") this.type(name, "a function", value);
     return value as T;
+  }
+
+  /**
+   * Throws a `TypeError` naming the first property of `options` that is not
+   * one of `names`, with the nearest valid name when one is close enough to
+   * be a typo, and the valid names otherwise:
+   * `Cannot create PostgresBackend: unknown option "tabel"; did you mean "table"?`.
+   * Call it once, where the options are resolved, before reading them.
+   *
+   * @param options The options object as the caller passed it.
+   * @param names Every option it may have.
+   * @param prefix Put before each name in the message, for nested options:
+   * `"localCache."`.
+   * @throws {TypeError} If `options` is not an object, or has a property
+   * not in `names`.
+   */
+  known(options: object, names: readonly string[], prefix = ""): void {
+    if (typeof options !== "object" || options === null) {
+      this.type(prefix.replace(/\.$/, "") || "options", "an object", options);
+    }
+    for (const name of Object.keys(options)) {
+      if (names.includes(name)) continue;
+      const guess = nearest(name, names);
+      const unknown = `${this.#context}: unknown option ${
+        JSON.stringify(prefix + name)
+      }`;
+      throw new TypeError(
+        guess !== undefined
+          ? `${unknown}; did you mean ${JSON.stringify(prefix + guess)}?`
+          : `${unknown}: the options are ${
+            names.map((valid) => prefix + valid).join(", ")
+          }`,
+      );
+    }
   }
 
   /** `value`, if it is a boolean. */

@@ -1,4 +1,5 @@
-// The default error reporter: one log line per burst of errors, not one per request.
+// The default error reporter: one log line per burst of errors, not one per
+// request, in the user's terms and without a stack trace.
 import type {
   CacheErrorContext,
   CacheErrorHandler,
@@ -7,10 +8,49 @@ import type {
 /** Milliseconds during which further errors are counted, not logged. */
 const BURST_MS = 10_000;
 
+/** What each operation is, in the user's terms. */
+const ACTIVITIES: Record<string, string> = {
+  readEntry: "reading the cache",
+  writeEntry: "storing an entry",
+  delete: "deleting an entry",
+  clear: "clearing the namespace",
+  invalidateTags: "invalidating tags",
+  tags: "invalidating tags",
+  key: "computing the cache key",
+  handler: "running the handler",
+  compute: "computing a value",
+  revalidate: "refreshing a stale entry",
+  lock: "locking a key",
+  unlock: "unlocking a key",
+  connect: "connecting to the database",
+  listen: "listening for changes",
+  notify: "announcing a change",
+  sweep: "sweeping expired entries",
+  vacuum: "vacuuming the table",
+  evict: "evicting entries",
+  stats: "reading the statistics",
+};
+
+/** `operation` in the user's terms: `"readEntry"` is "reading the cache". */
+export function activity(operation: string): string {
+  return Object.hasOwn(ACTIVITIES, operation)
+    ? ACTIVITIES[operation]
+    : operation;
+}
+
+/** The message of `error`, on one line. */
+export function oneLine(error: unknown): string {
+  const message = error instanceof Error
+    ? error.message || error.name
+    : String(error);
+  return message.replace(/\s*\n\s*/g, " ");
+}
+
 /**
  * Returns a {@linkcode CacheErrorHandler} that logs the first error of a
- * burst with `console.error`, and how many it held back when the next burst
- * starts.
+ * burst with `console.error`, on one line (what failed, the namespace and
+ * the message; no stack trace), and how many it held back when the next
+ * burst starts.
  */
 export function burstLogger(now: () => number = Date.now): CacheErrorHandler {
   let quietUntil = -Infinity;
@@ -25,10 +65,9 @@ export function burstLogger(now: () => number = Date.now): CacheErrorHandler {
     held = 0;
     quietUntil = time + BURST_MS;
     console.error(
-      `[cachekit] ${context.operation} failed in namespace ${
+      `[cachekit] ${activity(context.operation)} failed in namespace ${
         JSON.stringify(context.namespace)
-      }${more}:`,
-      error,
+      }: ${oneLine(error)}${more}`,
     );
   };
 }

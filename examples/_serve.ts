@@ -45,7 +45,8 @@ export async function cacheReady(
  * the ports after it, prints `describe(ports)`, and on SIGINT or SIGTERM
  * stops serving, lets in-flight requests finish and runs `close`; the
  * process then ends by itself. A second signal during shutdown ends it at
- * once.
+ * once. A port already in use is said in one line (`Port 8000 is in use:
+ * set PORT`), and the process exits with 1.
  */
 export function serveExample(
   apps: { fetch(request: Request): Response | Promise<Response> }[],
@@ -53,12 +54,19 @@ export function serveExample(
   close: () => Promise<unknown>,
 ): void {
   const port = Number(Deno.env.get("PORT") ?? 8000);
-  const servers = apps.map((app, i) =>
-    Deno.serve(
-      { hostname: "127.0.0.1", port: port + i, onListen: () => {} },
-      (request) => app.fetch(request),
-    )
-  );
+  const servers: Deno.HttpServer[] = [];
+  for (const [i, app] of apps.entries()) {
+    try {
+      servers.push(Deno.serve(
+        { hostname: "127.0.0.1", port: port + i, onListen: () => {} },
+        (request) => app.fetch(request),
+      ));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      console.error(`Port ${port + i} is in use: set PORT`);
+      Deno.exit(1);
+    }
+  }
   console.log(`Listening on ${describe(servers.map((_, i) => port + i))}`);
   const signals = ["SIGINT", "SIGTERM"] as const;
   async function stop(): Promise<void> {

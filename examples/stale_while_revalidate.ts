@@ -6,9 +6,11 @@
  * For the 60 seconds after that (`staleWhileRevalidate: 60`) a request is
  * answered at once with the stale copy (`X-Cache: STALE`, with `Age`) while
  * one refresh runs in the background: one across every instance sharing the
- * database, which take turns through an advisory lock. The next request
- * gets the refreshed copy (`HIT`). Only an entry older than expiry plus the
- * stale window makes a request wait for the handler again (`MISS`).
+ * database, which take turns through an advisory lock. The refresh takes
+ * the handler's half second too: a request made once it has finished gets
+ * the refreshed copy (`HIT`), and one made before that is `STALE` again.
+ * Only an entry older than expiry plus the stale window makes a request wait
+ * for the handler again (`MISS`).
  *
  * The background refresh re-enters the app through its `fetch`, which is
  * why the cache is set up with `cache.initApp(app, backend)`: the facade
@@ -26,6 +28,7 @@
  * curl -i http://127.0.0.1:8000/report   # X-Cache: HIT
  * sleep 2
  * curl -i http://127.0.0.1:8000/report   # X-Cache: STALE at once; a refresh starts
+ * sleep 1                                # the refresh takes half a second
  * curl -i http://127.0.0.1:8000/report   # X-Cache: HIT, a newer computedAt
  * ```
  *

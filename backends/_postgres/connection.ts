@@ -6,7 +6,7 @@ import { deadline } from "../../core/time.ts";
 import { type SqlDriver, toSqlDriver } from "../sql_driver.ts";
 import type { TransactionOptions } from "../types.ts";
 import { CacheOutcomeUnknownError, CacheTimeoutError } from "./errors.ts";
-import type { ResolvedOptions, Source } from "./options.ts";
+import type { EmbeddedOptions, ResolvedOptions, Source } from "./options.ts";
 import type { Row } from "./rows.ts";
 
 /** The SQLSTATE of a statement naming a table that does not exist. */
@@ -103,6 +103,11 @@ export class Connection {
       if ((error as { code?: unknown })?.code !== UNDEFINED_TABLE) throw error;
     }
     if (!present) {
+      if (!this.#options.createTable) {
+        throw new Error(
+          `Cannot use the cache table ${sql.table}: it does not exist, and createTable is false`,
+        );
+      }
       this.#roundTrips++;
       await driver.query(sql.create, []);
     }
@@ -202,11 +207,35 @@ function openDriver(
       return Promise.resolve(toSqlDriver(source.client));
     case "embedded":
       return (async () => {
-        const { PGlite } = await import("@electric-sql/pglite");
+        const PGlite = source.embedded.PGlite ?? await loadPGlite();
         const db = new PGlite(source.embedded.dataDir);
         await db.waitReady;
         return toSqlDriver(db, true);
       })();
+  }
+}
+
+/** PGlite's npm name, and the versions embedded mode is tested with. */
+const PGLITE = "@electric-sql/pglite";
+const PGLITE_RANGE = "^0.3.16";
+
+/**
+ * Loads PGlite by name. The specifier is computed, so that no import of it
+ * is in the module graph: the package does not depend on PGlite, and users
+ * of a real server never download it. Deno fetches it on first use; Node.js
+ * resolves the package the app installed.
+ */
+async function loadPGlite(): Promise<NonNullable<EmbeddedOptions["PGlite"]>> {
+  const specifier = "Deno" in globalThis
+    ? `npm:${PGLITE}@${PGLITE_RANGE}`
+    : PGLITE;
+  try {
+    return (await import(specifier)).PGlite;
+  } catch (error) {
+    throw new Error(
+      `Cannot load PGlite for embedded mode: install ${PGLITE}, or pass embedded: { PGlite }`,
+      { cause: error },
+    );
   }
 }
 

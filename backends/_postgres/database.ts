@@ -6,7 +6,11 @@ import type { zeroCounters } from "../_stats.ts";
 import type { CacheErrorHandler, TransactionOptions } from "../types.ts";
 import { CircuitBreaker } from "./breaker.ts";
 import type { Connection, Outcome } from "./connection.ts";
-import { CacheUnavailableError } from "./errors.ts";
+import {
+  CachePermissionError,
+  CacheUnavailableError,
+  isPermissionDenied,
+} from "./errors.ts";
 import type { ResolvedOptions } from "./options.ts";
 import type { Row } from "./rows.ts";
 
@@ -21,6 +25,7 @@ export class Database {
   readonly counters: ReturnType<typeof zeroCounters>;
   #breaker: CircuitBreaker;
   #namespace: string;
+  #tableName: string;
   #onError: CacheErrorHandler;
 
   /**
@@ -41,6 +46,7 @@ export class Database {
       options.now,
     );
     this.#namespace = options.namespace;
+    this.#tableName = options.tableName;
     this.#onError = options.onError;
   }
 
@@ -72,17 +78,35 @@ export class Database {
     );
   }
 
-  /** Runs `fn` under the circuit breaker, counting its failures. */
+  /**
+   * Runs `fn` under the circuit breaker, counting its failures; a missing
+   * privilege rejects with a {@linkcode CachePermissionError} naming the
+   * grants.
+   */
   guard<T>(operation: string, fn: () => Promise<T>): Promise<T> {
     return this.#breaker.run(fn, () => new CacheUnavailableError(operation))
       .catch((error) => {
         if (!(error instanceof CacheUnavailableError)) this.counters.errors++;
-        throw error;
+        throw this.explain(error);
       });
   }
 
+  /**
+   * `error`, or, for PostgreSQL's "permission denied", a
+   * {@linkcode CachePermissionError} naming the grants the role needs.
+   */
+  explain(error: unknown): unknown {
+    return isPermissionDenied(error) && !(error instanceof CachePermissionError)
+      ? new CachePermissionError(this.#tableName, { cause: error })
+      : error;
+  }
+
   /** Reports a failure of `operation` to onError, which may not throw through. */
-  report(error: unknown, operation: string): void {
-    report(this.#onError, error, { operation, namespace: this.#namespace });
+  report(error: unknown, operation: string, key?: string): void {
+    report(this.#onError, this.explain(error), {
+      operation,
+      namespace: this.#namespace,
+      ...(key === undefined ? {} : { key }),
+    });
   }
 }

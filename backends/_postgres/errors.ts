@@ -182,3 +182,67 @@ export class CacheOutcomeUnknownError extends Error {
     this.name = "CacheOutcomeUnknownError";
   }
 }
+
+/** The SQLSTATE PostgreSQL answers a statement the role may not run with. */
+export const INSUFFICIENT_PRIVILEGE = "42501";
+
+/**
+ * The error a statement rejects with when PostgreSQL answers "permission
+ * denied" (SQLSTATE 42501). Its message names the grants the role needs:
+ * SELECT, INSERT, UPDATE and DELETE on the table and its epochs table, and
+ * EXECUTE on its eviction and purge functions. The server's error is its
+ * `cause`.
+ *
+ * @example Telling a missing grant apart
+ * ```ts
+ * import { CachePermissionError } from "@cachekit/hono/postgres";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new CachePermissionError("cachekit_entries");
+ * assert.match(error.message, /GRANT SELECT, INSERT, UPDATE, DELETE ON/);
+ * assert.match(error.message, /EXECUTE ON FUNCTION "cachekit_entries_evict"/);
+ * ```
+ */
+export class CachePermissionError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param table The table as named in the options, `name` or `schema.name`.
+   * @param options The server's error, as `cause`.
+   *
+   * @example Reading the grants from the message
+   * ```ts
+   * import { CachePermissionError } from "@cachekit/hono/postgres";
+   *
+   * console.log(new CachePermissionError("cachekit_entries").message);
+   * ```
+   */
+  constructor(table: string, options?: ErrorOptions) {
+    const parts = table.split(".");
+    const name = (suffix: string) =>
+      [...parts.slice(0, -1), `${parts[parts.length - 1]}${suffix}`]
+        .map((part) => `"${part}"`).join(".");
+    const cause = (options?.cause as { message?: unknown } | undefined)
+      ?.message;
+    super(
+      `Permission denied on the cache table ${
+        name("")
+      }: the role needs GRANT SELECT, INSERT, UPDATE, DELETE ON ${name("")}, ${
+        name("_epochs")
+      } and GRANT EXECUTE ON FUNCTION ${name("_evict")}, ${
+        name("_purge")
+      } (and CREATE on the schema if the table is not there yet)${
+        typeof cause === "string" ? `: ${cause}` : ""
+      }`,
+      options,
+    );
+    this.name = "CachePermissionError";
+  }
+}
+
+/** Whether `error` is PostgreSQL's "permission denied" (SQLSTATE 42501). */
+export function isPermissionDenied(error: unknown): boolean {
+  const e = error as { code?: unknown; fields?: { code?: unknown } } | null;
+  return e?.code === INSUFFICIENT_PRIVILEGE ||
+    e?.fields?.code === INSUFFICIENT_PRIVILEGE;
+}

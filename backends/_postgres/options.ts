@@ -1,7 +1,7 @@
 // PostgresBackend's options: their public types, and their resolution,
 // checked once, into the values the parts are built from.
 import type { CacheErrorHandler } from "../types.ts";
-import type { PostgresClient } from "../sql_driver.ts";
+import type { PGliteClient, PostgresClient } from "../sql_driver.ts";
 import { burstLogger } from "../../core/report.ts";
 import { OptionChecks } from "../../core/options.ts";
 import { checkNamespace } from "../_validate.ts";
@@ -75,6 +75,17 @@ export interface EmbeddedOptions {
    * @default {undefined} in memory
    */
   dataDir?: string;
+  /**
+   * The PGlite class, from `import { PGlite } from "@electric-sql/pglite"`.
+   * Without it, PGlite is loaded by name on first use: Deno fetches it, and
+   * Node.js needs `npm install @electric-sql/pglite`. The package does not
+   * depend on PGlite (22 MB), so users of a real server never download it.
+   *
+   * @default {undefined} loaded by name
+   */
+  PGlite?: new (dataDir?: string) => PGliteClient & {
+    waitReady: Promise<void>;
+  };
 }
 
 /**
@@ -138,6 +149,15 @@ export interface PostgresBackendOptions {
    * @default {true}
    */
   unlogged?: boolean;
+  /**
+   * Whether the backend creates the table and its functions when they are
+   * missing, starting at once in the background. With `false`, nothing is
+   * prepared before the first operation, and {@linkcode PostgresBackend.exists}
+   * tells whether they are there (the CLI's read-only commands use it).
+   *
+   * @default {true}
+   */
+  createTable?: boolean;
   /**
    * Connections opened at start with `dsn`, so first requests do not wait
    * for connecting.
@@ -259,6 +279,8 @@ export interface ResolvedOptions {
   tableName: string;
   sql: Statements;
   source: Source;
+  /** Whether a missing table is created, eagerly. */
+  createTable: boolean;
   sweepInterval: number;
   sweepBatchSize: number;
   queryTimeout: number;
@@ -278,10 +300,47 @@ export interface ResolvedOptions {
 
 const checks = new OptionChecks("Cannot create PostgresBackend");
 
+/** Every option of {@linkcode PostgresBackendOptions}. */
+const OPTIONS: readonly string[] = [
+  "dsn",
+  "client",
+  "embedded",
+  "namespace",
+  "table",
+  "unlogged",
+  "createTable",
+  "minSize",
+  "maxSize",
+  "maxEntries",
+  "maxBytes",
+  "localCache",
+  "maxQueuedWrites",
+  "maxBatchSize",
+  "sweepInterval",
+  "sweepBatchSize",
+  "queryTimeout",
+  "connectTimeout",
+  "breakerThreshold",
+  "breakerCooldown",
+  "now",
+  "onError",
+] satisfies (keyof PostgresBackendOptions)[];
+const LOCAL_OPTIONS: readonly string[] = [
+  "maxEntries",
+  "maxBytes",
+  "maxAge",
+] satisfies (keyof LocalCacheOptions)[];
+const EMBEDDED_OPTIONS: readonly string[] = [
+  "dataDir",
+  "PGlite",
+] satisfies (keyof EmbeddedOptions)[];
+
 /** Checks `options` once, and fills in the defaults. */
 export function resolveOptions(
   options: PostgresBackendOptions,
 ): ResolvedOptions {
+  // Missing options are told as a missing dsn, client or embedded.
+  if (options !== undefined) checks.known(options, OPTIONS);
   const source = resolveSource(options);
   const namespace = checkNamespace(
     "PostgresBackend",
@@ -293,14 +352,18 @@ export function resolveOptions(
     options.onError ?? burstLogger(),
   );
   const local = options.localCache;
-  if (local !== undefined && (typeof local !== "object" || local === null)) {
-    checks.type("localCache", "an object", local);
+  if (local !== undefined) {
+    if (typeof local !== "object" || local === null) {
+      checks.type("localCache", "an object", local);
+    }
+    checks.known(local, LOCAL_OPTIONS, "localCache.");
   }
   return {
     namespace,
     tableName: parts.join("."),
     sql: statements(parts, options.unlogged ?? true, namespace),
     source,
+    createTable: checks.boolean("createTable", options.createTable ?? true),
     sweepInterval: checks.nonNegativeNumber(
       "sweepInterval",
       options.sweepInterval ?? 60,
@@ -353,7 +416,7 @@ export function resolveOptions(
       "breakerCooldown",
       options.breakerCooldown ?? 1000,
     ),
-    now: options.now ?? Date.now,
+    now: checks.function<() => number>("now", options.now ?? Date.now),
     onError,
   };
 }
@@ -386,6 +449,10 @@ function resolveSource(options: PostgresBackendOptions): Source {
   const embedded = options.embedded === true ? {} : options.embedded;
   if (typeof embedded !== "object" || embedded === null) {
     return checks.type("embedded", "true or { dataDir }", embedded);
+  }
+  checks.known(embedded, EMBEDDED_OPTIONS, "embedded.");
+  if (embedded.PGlite !== undefined) {
+    checks.function("embedded.PGlite", embedded.PGlite);
   }
   return { kind: "embedded", embedded };
 }

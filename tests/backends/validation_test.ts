@@ -13,7 +13,14 @@ import type {
   CacheValue,
   WriteEntryOptions,
 } from "../../backends/types.ts";
-import { type BackendKind, backendKinds, postgresKinds } from "../_helpers.ts";
+import { MemoryBackend } from "../../backends/memory.ts";
+import { PostgresBackend } from "../../backends/postgres.ts";
+import {
+  type BackendKind,
+  backendKinds,
+  pglite,
+  postgresKinds,
+} from "../_helpers.ts";
 
 const MAX_KEY_BYTES = 2048;
 const MAX_TAG_BYTES = 1024;
@@ -136,7 +143,11 @@ everyBackend(
   "tags must be an array of non-empty, well-formed strings of at most 1024 bytes without control characters",
   async (backend) => {
     const bad: [unknown, typeof TypeError | typeof RangeError, string][] = [
-      ["abc", TypeError, "tags must be an array of strings: received string"],
+      [
+        "abc",
+        TypeError,
+        'tags must be an array of strings: received "abc" (a string)',
+      ],
       [new Set(["a"]), TypeError, "tags must be an array of strings"],
       [[1], TypeError, "tags must be an array of strings"],
       [["a\u0000b"], TypeError, "tags must not contain control characters"],
@@ -511,3 +522,110 @@ everyBackend(
     }
   },
 );
+
+// ---------------------------------------------------------------------------
+// Options: a TTL in Keyv's style, and unknown names
+
+everyBackend(
+  "set(key, value, 300) in Keyv's style is a TypeError that says to pass { expire: 300 } in seconds",
+  async (backend) => {
+    await assert.rejects(
+      // @ts-expect-error: a number is not SetOptions
+      () => backend.set("k", 1, 300),
+      {
+        name: "TypeError",
+        message:
+          "Cannot store value: options must be an object: received 300; to expire after 300 seconds, pass { expire: 300 } (expire is in seconds, not milliseconds)",
+      },
+    );
+    await assert.rejects(
+      // @ts-expect-error: a number is not WriteEntryOptions
+      () => backend.writeEntry("k", entry, 60),
+      /pass \{ expire: 60 \}/,
+    );
+    assert.equal(await backend.has("k"), false);
+  },
+);
+
+everyBackend(
+  "an unknown option of set() or writeEntry() is a TypeError naming the nearest valid one",
+  async (backend) => {
+    await assert.rejects(
+      // @ts-expect-error: expires is not an option
+      () => backend.set("k", 1, { expires: 60 }),
+      {
+        name: "TypeError",
+        message:
+          'Cannot store value: unknown option "expires"; did you mean "expire"?',
+      },
+    );
+    await assert.rejects(
+      // @ts-expect-error: staleFor is an option of writeEntry only
+      () => backend.set("k", 1, { staleFor: 60 }),
+      /unknown option "staleFor": the options are expire, tags/,
+    );
+    await assert.rejects(
+      // @ts-expect-error: stalefor is not an option
+      () => backend.writeEntry("k", entry, { stalefor: 60 }),
+      /Cannot write entry: unknown option "stalefor"; did you mean "staleFor"\?/,
+    );
+    assert.equal(await backend.has("k"), false);
+  },
+);
+
+Deno.test("unknown options: new PostgresBackend({ tabel }) is a TypeError that suggests table, nested options included", async () => {
+  const client = await pglite();
+  const cases: [Record<string, unknown>, string][] = [
+    [
+      { client, tabel: "t" },
+      'Cannot create PostgresBackend: unknown option "tabel"; did you mean "table"?',
+    ],
+    [
+      { client, localCache: { maxEntires: 5 } },
+      'Cannot create PostgresBackend: unknown option "localCache.maxEntires"; did you mean "localCache.maxEntries"?',
+    ],
+    [
+      { embedded: { datadir: "/tmp/x" } },
+      'Cannot create PostgresBackend: unknown option "embedded.datadir"; did you mean "embedded.dataDir"?',
+    ],
+    [
+      { client, frobnicate: true },
+      'Cannot create PostgresBackend: unknown option "frobnicate": the options are dsn, client, embedded, namespace, table, unlogged, createTable, minSize, maxSize, maxEntries, maxBytes, localCache, maxQueuedWrites, maxBatchSize, sweepInterval, sweepBatchSize, queryTimeout, connectTimeout, breakerThreshold, breakerCooldown, now, onError',
+    ],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(
+      () => new PostgresBackend(options as never),
+      { name: "TypeError", message },
+    );
+  }
+});
+
+Deno.test("unknown options: new MemoryBackend({ maxEntires }) is a TypeError that suggests maxEntries", () => {
+  assert.throws(
+    // @ts-expect-error: maxEntires is not an option
+    () => new MemoryBackend({ maxEntires: 5 }),
+    {
+      name: "TypeError",
+      message:
+        'Cannot create MemoryBackend: unknown option "maxEntires"; did you mean "maxEntries"?',
+    },
+  );
+});
+
+Deno.test("error messages quote the strings they received, with their type", () => {
+  assert.throws(
+    // @ts-expect-error: maxEntries is a number
+    () => new MemoryBackend({ maxEntries: "120" }),
+    {
+      name: "RangeError",
+      message:
+        'Cannot create MemoryBackend: maxEntries must be a positive integer: received "120" (a string)',
+    },
+  );
+  assert.throws(
+    // @ts-expect-error: namespace is a string
+    () => new MemoryBackend({ namespace: 7 }),
+    /namespace must be a non-empty string: received 7$/,
+  );
+});

@@ -145,3 +145,119 @@ Deno.test("facade: invalid per-route options throw at factory time", () => {
   assert.throws(() => facade.cached({ expire: 0 }), RangeError);
   assert.throws(() => facade.cached({ expire: -1 }), RangeError);
 });
+
+Deno.test("facade: cache.wrap(fn) caches results per arguments: the same arguments run fn once, others run it again", async () => {
+  const appCache = new Cache();
+  appCache.init(new MemoryBackend());
+  let runs = 0;
+  async function findUser(id: number, options: { full: boolean }) {
+    runs++;
+    return await Promise.resolve({ id, full: options.full, run: runs });
+  }
+  const cachedUser = appCache.wrap(findUser, { expire: 60 });
+  assert.equal(cachedUser.name, "findUser");
+  const first = await cachedUser(1, { full: true });
+  assert.deepEqual(first, { id: 1, full: true, run: 1 });
+  assert.deepEqual(await cachedUser(1, { full: true }), first);
+  assert.equal(runs, 1);
+  await cachedUser(1, { full: false });
+  await cachedUser(2, { full: true });
+  assert.equal(runs, 3);
+});
+
+Deno.test("facade: wrap's default key is a SHA-256 of the name and the arguments, object keys sorted", async () => {
+  const backend = new MemoryBackend();
+  const appCache = new Cache();
+  appCache.init(backend);
+  let runs = 0;
+  function search(query: Record<string, unknown>) {
+    runs++;
+    return { hits: Object.keys(query).length };
+  }
+  const cachedSearch = appCache.wrap(search);
+  await cachedSearch({ a: 1, b: { y: 2, x: 1 } });
+  await cachedSearch({ b: { x: 1, y: 2 }, a: 1 });
+  assert.equal(runs, 1);
+  const json = JSON.stringify(["search", [{ a: 1, b: { x: 1, y: 2 } }]]);
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(json)),
+  );
+  const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0"))
+    .join("");
+  assert.deepEqual(await backend.get(`wrap:search:${hex}`), { hits: 2 });
+});
+
+Deno.test("facade: wrap with key and tags stores under that key with those tags", async () => {
+  const backend = new MemoryBackend();
+  const appCache = new Cache();
+  appCache.init(backend);
+  const cachedOrder = appCache.wrap(
+    (id: number, userId: number) => ({ id, userId }),
+    { key: (id) => `order:${id}`, tags: (_id, userId) => [`user:${userId}`] },
+  );
+  assert.deepEqual(await cachedOrder(7, 42), { id: 7, userId: 42 });
+  assert.deepEqual(await backend.get("order:7"), { id: 7, userId: 42 });
+  assert.equal(await backend.invalidateTags(["user:42"]), 1);
+});
+
+Deno.test("facade: wrap of a function without a name and no key is a TypeError", () => {
+  const appCache = new Cache();
+  appCache.init(new MemoryBackend());
+  assert.throws(() => appCache.wrap((x: number) => x), {
+    name: "TypeError",
+    message:
+      "Cannot wrap function: an anonymous function needs options.key, or a name",
+  });
+});
+
+Deno.test("facade: wrap rejects unknown options with the nearest valid one, and arguments the default key cannot encode", async () => {
+  const appCache = new Cache();
+  appCache.init(new MemoryBackend());
+  function load(x: unknown) {
+    return String(x);
+  }
+  assert.throws(
+    // @ts-expect-error: expires is not an option
+    () => appCache.wrap(load, { expires: 5 }),
+    {
+      name: "TypeError",
+      message:
+        'Cannot wrap function: unknown option "expires"; did you mean "expire"?',
+    },
+  );
+  assert.throws(() => appCache.wrap(load, { expire: -1 }), RangeError);
+  await assert.rejects(appCache.wrap(load)(new Map()), {
+    name: "TypeError",
+    message:
+      "Cannot call load: an argument is Map, which has no stable JSON form for the default key: pass options.key to wrap()",
+  });
+});
+
+Deno.test("facade: a wrapped function passes fn's error through, and runs fn when the backend is down", async () => {
+  const appCache = new Cache();
+  const down = () => Promise.reject(new Error("store down"));
+  const failing = Object.assign(new MemoryBackend(), {
+    lookup: down,
+    readEntry: down,
+    writeEntry: down,
+  });
+  appCache.init(failing);
+  const original = console.error;
+  const lines: unknown[] = [];
+  console.error = (line: unknown) => void lines.push(line);
+  try {
+    let runs = 0;
+    const compute = appCache.wrap(function compute(n: number) {
+      runs++;
+      if (n < 0) throw new RangeError("negative");
+      return n * 2;
+    });
+    assert.equal(await compute(2), 4);
+    assert.equal(await compute(2), 4);
+    assert.equal(runs, 2);
+    await assert.rejects(compute(-1), RangeError);
+    assert.ok(lines.length >= 1, "the failures were reported");
+  } finally {
+    console.error = original;
+  }
+});

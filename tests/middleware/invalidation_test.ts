@@ -594,7 +594,7 @@ async function withServerBackend(
   try {
     await backend.ready();
     await withServer((sql) =>
-      fn(site(backend), sql, async () => (await backend.stats()).entries)
+      fn(site(backend), sql, async () => (await backend.stats()).entries ?? -1)
     );
   } finally {
     await backend.close();

@@ -364,6 +364,32 @@ Deno.test("examples/two_instances.ts: a MISS on one instance is a HIT on the oth
   });
 });
 
+Deno.test("examples/_serve.ts: a port in use prints one line, Port N is in use: set PORT, and exits with 1", async () => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = taken.addr.port;
+  try {
+    const output = await within(
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", "examples/basic.ts"],
+        cwd: root,
+        // DATABASE_URL, when set, is inherited.
+        env: { PORT: String(port), NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+      START_LIMIT,
+      () => `basic.ts did not exit within ${START_LIMIT} ms`,
+    );
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 1, stderr);
+    assert.equal(stderr, `Port ${port} is in use: set PORT\n`);
+    assert.equal(new TextDecoder().decode(output.stdout), "");
+  } finally {
+    taken.close();
+  }
+});
+
 Deno.test({
   name:
     "examples leave nothing behind in the test database: their default table is dropped",
