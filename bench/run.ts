@@ -1,12 +1,36 @@
-// `deno task bench`: HTTP load on every configuration, interleaved in one
-// run, and backend micro-benchmarks against pgbench on the same table.
-// Prints ratios against baselines measured in the same run, and writes
-// bench/results/latest.md and bench/results/latest.svg.
+// `deno task bench`: the goals of issue 14, each a ratio measured side by
+// side in one run. HTTP load on every configuration (interleaved rounds, one
+// server process each), for a hit workload and an all-miss workload; round
+// trips of a miss counted on the wire; backend micro-benchmarks against
+// pgbench on the same table. Prints each ratio against its goal, with p50
+// and p99 beside every throughput, and writes bench/results/latest.md and
+// bench/results/latest.svg.
+//
+// Needs PostgreSQL (DATABASE_URL) and Redis (REDIS_URL, 127.0.0.1:6379 by
+// default; its modes are left out when it does not answer); uses wrk and
+// pgbench when installed. CROSS_PROCESS_LOCK=0 in the environment turns the
+// cross-process lock off in every server, to measure what it costs.
 //
 // Flags: --duration=SECONDS (5) --rounds=N (3) --connections=N (32)
 //        --load=auto|wrk|builtin (auto: wrk when installed)
+//        --only=hits,misses,trips,micro (all four)
+//        --configs=MODE,... (every mode; see bench/server.ts)
+//        --out=DIR (bench/results/; a subset run writes nothing unless set)
+import { resolve } from "node:path";
+import { pathToFileURL as toFileUrl } from "node:url";
 import { parseArgs } from "node:util";
-import { PostgresBackend } from "../backends/postgres.ts";
+import { load, type Sample, which, type Workload } from "./_load.ts";
+import { micro, type MicroRow } from "./_micro.ts";
+import {
+  type BarSection,
+  fmt,
+  type Goal,
+  goalLine,
+  goalsTable,
+  MARGIN,
+  svgChart,
+} from "./_report.ts";
+import { measureTrips, type Trips } from "./_trips.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -15,74 +39,61 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     connections: { type: "string", default: "32" },
     load: { type: "string", default: "auto" },
+    only: { type: "string", default: "hits,misses,trips,micro" },
+    configs: { type: "string" },
+    out: { type: "string" },
   },
 });
 const duration = Number(values.duration);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
+const only = new Set(values.only.split(","));
+const chosen = values.configs ? new Set(values.configs.split(",")) : undefined;
+const fullRun = !values.configs &&
+  ["hits", "misses", "trips", "micro"].every((part) => only.has(part));
 const databaseUrl = Deno.env.get("DATABASE_URL") ??
   "postgres://postgres@127.0.0.1:5432/test";
+const redisUrl = Deno.env.get("REDIS_URL") ?? "redis://127.0.0.1:6379";
 const table = `cachekit_bench_${Date.now().toString(36)}`;
+const useWrk = values.load === "wrk" ||
+  (values.load === "auto" && which("wrk") !== undefined);
 
 interface Config {
   name: string;
   mode: string;
-  cost: number;
 }
 
-const configs: Config[] = [
-  { name: "uncached, no cost (ceiling)", mode: "plain", cost: 0 },
-  { name: "uncached, 5 ms cost", mode: "plain", cost: 5 },
-  { name: "hono/cache (Deno Cache API)", mode: "hono_cache", cost: 5 },
-  { name: "MemoryBackend", mode: "memory", cost: 5 },
-  { name: "PostgresBackend", mode: "postgres", cost: 5 },
-  { name: "PostgresBackend + local tier", mode: "postgres_local", cost: 5 },
+/** The configurations of each workload; the first is the uncached ceiling. */
+const HIT_CONFIGS: Config[] = [
+  { name: "uncached trivial handler", mode: "plain" },
+  { name: "hono/cache (Deno Cache API)", mode: "hono_cache" },
+  { name: "MemoryBackend", mode: "memory" },
+  { name: "Redis, naive (ioredis defaults)", mode: "redis_naive" },
+  { name: "Redis, tuned (auto-pipelining)", mode: "redis_tuned" },
+  { name: "PostgresBackend", mode: "postgres" },
+  { name: "PostgresBackend + localCache", mode: "postgres_local" },
 ];
+const MISS_CONFIGS = HIT_CONFIGS.filter((c) => c.mode !== "hono_cache");
+/** Items the hit workload asks for, all stored before the load. */
+const HIT_KEYS = 1000;
 
-interface Sample {
-  rps: number;
-  p50: number;
-  p99: number;
+interface Row extends Sample {
+  name: string;
+  mode: string;
+  counters?: Record<string, unknown>;
 }
 
-function which(command: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${command}`).isFile) return `${dir}/${command}`;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function pgbenchPath(): string | undefined {
-  const found = which("pgbench");
-  if (found) return found;
-  try {
-    for (const version of Deno.readDirSync("/usr/lib/postgresql")) {
-      const path = `/usr/lib/postgresql/${version.name}/bin/pgbench`;
-      try {
-        Deno.statSync(path);
-        return path;
-      } catch {
-        // not this version
-      }
-    }
-  } catch {
-    // no PostgreSQL packages
-  }
-  return undefined;
-}
-
-async function startServer(config: Config) {
+async function startServer(config: Config, warm: number) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", new URL("./server.ts", import.meta.url).pathname],
     env: {
       MODE: config.mode,
-      COST_MS: String(config.cost),
       DATABASE_URL: databaseUrl,
+      REDIS_URL: redisUrl,
       TABLE: table,
+      NAMESPACE: `bench-${config.mode}-${warm > 0 ? "hits" : "misses"}`,
+      WARM: String(warm),
+      CROSS_PROCESS_LOCK: Deno.env.get("CROSS_PROCESS_LOCK") ?? "1",
     },
     stdin: "piped",
     stdout: "piped",
@@ -98,7 +109,10 @@ async function startServer(config: Config) {
   reader.releaseLock();
   const port = JSON.parse(text.split("\n")[0]).port as number;
   return {
-    port,
+    base: `http://127.0.0.1:${port}`,
+    async counters(): Promise<Record<string, unknown>> {
+      return await (await fetch(`http://127.0.0.1:${port}/__stats`)).json();
+    },
     async stop() {
       await child.stdin.close();
       await child.stdout.cancel().catch(() => {});
@@ -107,278 +121,203 @@ async function startServer(config: Config) {
   };
 }
 
-function toMs(value: string): number {
-  const match = value.match(/^([\d.]+)(us|ms|s)$/);
-  if (!match) return NaN;
-  const n = Number(match[1]);
-  return match[2] === "us" ? n / 1000 : match[2] === "s" ? n * 1000 : n;
-}
-
-async function wrk(url: string): Promise<Sample> {
-  const out = await new Deno.Command("wrk", {
-    args: [
-      "-t2",
-      `-c${connections}`,
-      `-d${duration}s`,
-      "--latency",
-      url,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
-  const p50 = toMs(text.match(/\s50%\s+(\S+)/)?.[1] ?? "");
-  const p99 = toMs(text.match(/\s99%\s+(\S+)/)?.[1] ?? "");
-  const errors = text.match(/Non-2xx or 3xx responses: (\d+)/)?.[1];
-  if (errors) throw new Error(`${url}: ${errors} non-2xx responses`);
-  return { rps, p50, p99 };
-}
-
-/** A load generator of our own, for machines without wrk. */
-async function builtinLoad(url: string): Promise<Sample> {
-  const { ops, p50, p99 } = await timeOps(connections, duration, async () => {
-    const res = await fetch(url);
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`${url}: ${res.status}`);
-  });
-  return { rps: ops, p50, p99 };
-}
-
 function median(numbers: number[]): number {
   const sorted = [...numbers].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
 }
 
-async function timeOps(
-  callers: number,
-  seconds: number,
-  op: (i: number) => Promise<unknown>,
-): Promise<{ ops: number; p50: number; p99: number }> {
-  const latencies: number[] = [];
-  const end = performance.now() + seconds * 1000;
-  let n = 0;
-  await Promise.all(
-    Array.from({ length: callers }, async () => {
-      while (performance.now() < end) {
-        const start = performance.now();
-        await op(n++);
-        latencies.push(performance.now() - start);
+/** Whether Redis answers at `redisUrl`: without it, its modes are left out. */
+async function redisReachable(): Promise<boolean> {
+  const url = new URL(redisUrl);
+  try {
+    const conn = await Deno.connect({
+      hostname: url.hostname,
+      port: Number(url.port || 6379),
+    });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+const withRedis = await redisReachable();
+if (!withRedis) {
+  console.log(
+    `Redis is not reachable at ${redisUrl}: its configurations are left out, and goals 1 and 5 cannot be measured`,
+  );
+}
+
+/** Every configuration of `workload`, in interleaved rounds; medians. */
+async function runWorkload(
+  label: string,
+  configs: Config[],
+  workload: Workload,
+): Promise<Row[]> {
+  const list = configs.filter((c) =>
+    (!chosen || chosen.has(c.mode)) &&
+    (withRedis || !c.mode.startsWith("redis"))
+  );
+  if (list.length === 0) return [];
+  console.log(
+    `${label}: ${list.length} configurations, ${rounds} interleaved rounds of ${duration} s, ${connections} connections, ${
+      useWrk ? "wrk" : "built-in load generator"
+    }`,
+  );
+  const warm = workload.kind === "hits" ? workload.keys : 0;
+  const servers = [];
+  const samples = list.map(() => [] as Sample[]);
+  const counters: Record<string, unknown>[] = [];
+  try {
+    for (const config of list) servers.push(await startServer(config, warm));
+    for (let round = 1; round <= rounds; round++) {
+      for (const [i, config] of list.entries()) {
+        const sample = await load(servers[i].base, workload, {
+          connections,
+          seconds: duration,
+          wrk: useWrk,
+        });
+        samples[i].push(sample);
+        console.log(
+          `  round ${round}: ${config.name}: ${fmt(sample.rps)} req/s, p50 ${
+            fmt(sample.p50, 2)
+          } ms, p99 ${fmt(sample.p99, 2)} ms`,
+        );
       }
-    }),
-  );
-  latencies.sort((a, b) => a - b);
-  return {
-    ops: latencies.length / seconds,
-    p50: latencies[Math.floor(latencies.length * 0.5)],
-    p99: latencies[Math.floor(latencies.length * 0.99)],
-  };
-}
-
-async function pgbench(
-  clients: number,
-  seconds: number,
-): Promise<number | undefined> {
-  const path = pgbenchPath();
-  if (!path) return undefined;
-  const script = await Deno.makeTempFile({ suffix: ".sql" });
-  // The same point SELECT the backend's read sends, on the same table.
-  await Deno.writeTextFile(
-    script,
-    `\\set k random(0, 999)
-SELECT kind, value, meta, etag FROM "${table}" WHERE namespace = 'bench-micro' AND key = 'k' || :k AND stale_until > now();
-`,
-  );
-  const url = new URL(databaseUrl);
-  const out = await new Deno.Command(path, {
-    args: [
-      "-n",
-      "-M",
-      "prepared",
-      "-c",
-      String(clients),
-      "-j",
-      String(Math.min(clients, 2)),
-      "-T",
-      String(seconds),
-      "-f",
-      script,
-      "-h",
-      url.hostname,
-      "-p",
-      url.port || "5432",
-      "-U",
-      decodeURIComponent(url.username || "postgres"),
-      url.pathname.slice(1) || "postgres",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  await Deno.remove(script);
-  const text = new TextDecoder().decode(out.stdout);
-  const tps = text.match(/tps = ([\d.]+) \(without initial connection time\)/)
-    ?.[1];
-  return tps ? Number(tps) : undefined;
-}
-
-function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n)
-    ? n.toLocaleString("en-US", {
-      maximumFractionDigits: digits,
-      minimumFractionDigits: digits,
-    })
-    : "n/a";
-}
-
-function svgChart(
-  rows: { name: string; value: number }[],
-  title: string,
-): string {
-  const width = 760;
-  const barArea = 420;
-  const rowHeight = 28;
-  const max = Math.max(...rows.map((row) => row.value));
-  const height = 50 + rows.length * rowHeight;
-  const bars = rows.map((row, i) => {
-    const y = 40 + i * rowHeight;
-    const w = Math.max(1, (row.value / max) * barArea);
-    return `<text x="10" y="${y + 17}" font-size="13">${
-      escapeXml(row.name)
-    }</text>
-<rect x="250" y="${y + 4}" width="${w.toFixed(1)}" height="18" fill="#3b82f6"/>
-<text x="${(256 + w).toFixed(1)}" y="${y + 17}" font-size="12">${
-      fmt(row.value)
-    }</text>`;
-  }).join("\n");
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-<text x="10" y="24" font-size="15" font-weight="bold">${escapeXml(title)}</text>
-${bars}
-</svg>
-`;
-}
-
-function escapeXml(text: string): string {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(
-    ">",
-    "&gt;",
-  );
-}
-
-// ---- HTTP load ----
-const useWrk = values.load === "wrk" ||
-  (values.load === "auto" && which("wrk") !== undefined);
-console.log(
-  `HTTP load: ${configs.length} configurations, ${rounds} interleaved rounds of ${duration} s, ${connections} connections, ${
-    useWrk ? "wrk" : "built-in load generator"
-  }`,
-);
-const servers = [];
-for (const config of configs) servers.push(await startServer(config));
-const samples = new Map<string, Sample[]>(configs.map((c) => [c.name, []]));
-try {
-  for (let round = 1; round <= rounds; round++) {
-    for (const [i, config] of configs.entries()) {
-      const url = `http://127.0.0.1:${servers[i].port}/data`;
-      const sample = useWrk ? await wrk(url) : await builtinLoad(url);
-      samples.get(config.name)!.push(sample);
-      console.log(
-        `  round ${round}: ${config.name}: ${fmt(sample.rps)} req/s, p50 ${
-          fmt(sample.p50, 2)
-        } ms, p99 ${fmt(sample.p99, 2)} ms`,
-      );
     }
+    for (const server of servers) counters.push(await server.counters());
+  } finally {
+    for (const server of servers) await server.stop();
   }
-} finally {
-  for (const server of servers) await server.stop();
-}
-const http = configs.map((config) => {
-  const list = samples.get(config.name)!;
-  return {
+  return list.map((config, i) => ({
     name: config.name,
-    rps: median(list.map((s) => s.rps)),
-    p50: median(list.map((s) => s.p50)),
-    p99: median(list.map((s) => s.p99)),
-  };
-});
-const ceiling = http[0].rps;
-const honoCacheRps = http[2].rps;
+    mode: config.mode,
+    rps: median(samples[i].map((s) => s.rps)),
+    p50: median(samples[i].map((s) => s.p50)),
+    p99: median(samples[i].map((s) => s.p99)),
+    counters: counters[i],
+  }));
+}
 
-// ---- Backend micro-benchmarks ----
-console.log("Backend micro-benchmarks against the real server");
-const micro: {
-  name: string;
-  ops: number;
-  p50: number;
-  p99: number;
-  baseline?: number;
-}[] = [];
-const backend = new PostgresBackend({
-  dsn: databaseUrl,
-  table,
-  namespace: "bench-micro",
-  maxSize: 10,
-  sweepInterval: 0,
-});
-try {
-  await backend.ready();
-  const value = new Uint8Array(1024).fill(7);
-  for (let i = 0; i < 1000; i++) {
-    await backend.set(`k${i}`, value, { expire: 3600 });
-  }
-  const seconds = Math.max(2, Math.min(duration, 5));
-  const pg1 = await pgbench(1, seconds);
-  const pg32 = await pgbench(32, seconds);
-  for (const callers of [1, 32]) {
-    const get = await timeOps(
-      callers,
-      seconds,
-      (i) => backend.get(`k${i % 1000}`),
-    );
-    micro.push({
-      name: `get, ${callers} caller${callers > 1 ? "s" : ""}`,
-      ...get,
-      baseline: callers === 1 ? pg1 : pg32,
-    });
-    const set = await timeOps(
-      callers,
-      seconds,
-      (i) => backend.set(`s${i % 1000}`, value, { expire: 3600 }),
-    );
-    micro.push({
-      name: `set, ${callers} caller${callers > 1 ? "s" : ""}`,
-      ...set,
-    });
-  }
-  if (pg1 !== undefined) {
-    micro.push({
-      name: "pgbench -M prepared point SELECT, 1 client",
-      ops: pg1,
-      p50: NaN,
-      p99: NaN,
-    });
-  }
-  if (pg32 !== undefined) {
-    micro.push({
-      name: "pgbench -M prepared point SELECT, 32 clients",
-      ops: pg32,
-      p50: NaN,
-      p99: NaN,
-    });
-  }
-  await backend.clearTable();
-} finally {
-  await backend.close();
+async function dropBenchTable(): Promise<void> {
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { onnotice: () => {} });
-  await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_epochs"`);
-  await sql.unsafe(
-    `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
+  try {
+    await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_epochs"`);
+    await sql.unsafe(
+      `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
+    );
+    await sql.unsafe(
+      `DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
+    );
+  } finally {
+    await sql.end();
+  }
+}
+
+let hits: Row[] = [];
+let misses: Row[] = [];
+let trips: Trips[] = [];
+let microRows: MicroRow[] = [];
+const started = performance.now();
+try {
+  if (only.has("hits")) {
+    hits = await runWorkload(
+      `Hits (${HIT_KEYS} stored items, random)`,
+      HIT_CONFIGS,
+      { kind: "hits", keys: HIT_KEYS },
+    );
+  }
+  if (only.has("misses")) {
+    misses = await runWorkload(
+      "Misses (every request a new item)",
+      MISS_CONFIGS,
+      { kind: "misses" },
+    );
+  }
+  if (only.has("trips")) {
+    console.log("Round trips of a miss, counted on the wire");
+    trips = await measureTrips(databaseUrl, table);
+  }
+  if (only.has("micro")) {
+    console.log("Backend micro-benchmarks against the real server");
+    microRows = await micro(
+      databaseUrl,
+      table,
+      Math.max(2, Math.min(duration, 5)),
+    );
+  }
+} finally {
+  await dropBenchTable();
+}
+const elapsed = (performance.now() - started) / 1000;
+
+// ---- Goals ----
+const rpsOf = (rows: Row[], mode: string) =>
+  rows.find((row) => row.mode === mode)?.rps ?? NaN;
+const ratio = (rows: Row[], mode: string, baseline: string) => ({
+  value: rpsOf(rows, mode) / rpsOf(rows, baseline),
+  from: `${fmt(rpsOf(rows, mode))} / ${fmt(rpsOf(rows, baseline))} req/s`,
+});
+const get32 = microRows.find((row) => row.name === "get, 32 callers");
+const goals: Goal[] = [];
+if (hits.length > 0) {
+  goals.push(
+    {
+      id: "1a",
+      text: "hits, no local tier, × naive Redis",
+      target: 1.2,
+      ...ratio(hits, "postgres", "redis_naive"),
+    },
+    {
+      id: "1b",
+      text: "hits, no local tier, × tuned Redis",
+      target: 1.0,
+      ...ratio(hits, "postgres", "redis_tuned"),
+    },
+    {
+      id: "2",
+      text: "hits with localCache, × uncached trivial handler",
+      target: 0.9,
+      ...ratio(hits, "postgres_local", "plain"),
+    },
   );
-  await sql.unsafe(
-    `DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
+}
+if (microRows.length > 0) {
+  goals.push({
+    id: "3",
+    text: "backend get, 32 callers, × pgbench prepared SELECT",
+    target: 1.0,
+    value: get32?.baseline ? get32.ops / get32.baseline : NaN,
+    from: `${fmt(get32?.ops)} / ${fmt(get32?.baseline)} ops/s`,
+  });
+}
+for (const [i, row] of trips.entries()) {
+  goals.push({
+    id: `4${"ab"[i]}`,
+    text: `round trips a miss adds before the handler, ${row.name}`,
+    target: 1,
+    atMost: true,
+    value: row.missBeforeHandler,
+    from: `mean of sequential misses, lock on; ${
+      fmt(row.missTotal, 2)
+    } in all per miss`,
+  });
+}
+if (misses.length > 0) {
+  goals.push(
+    {
+      id: "5a",
+      text: "all misses, × naive Redis",
+      target: 0.5,
+      ...ratio(misses, "postgres", "redis_naive"),
+    },
+    {
+      id: "5b",
+      text: "all misses with localCache, × naive Redis",
+      target: 0.5,
+      ...ratio(misses, "postgres_local", "redis_naive"),
+    },
   );
-  await sql.end();
 }
 
 // ---- Report ----
@@ -391,56 +330,136 @@ const cpu = (() => {
   }
 })();
 const lines: string[] = [];
-lines.push(`# Benchmark results`);
-lines.push("");
+lines.push(`# Benchmark results`, "");
 lines.push(
   `Measured ${
     new Date().toISOString().slice(0, 10)
-  } with \`deno task bench\` (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores${
+  } with \`deno task bench\` in ${
+    fmt(elapsed)
+  } s (Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores${
     cpu ? `, ${cpu}` : ""
-  }; PostgreSQL on loopback). HTTP: ${
+  }; PostgreSQL and Redis on loopback). HTTP: ${
     useWrk ? "wrk" : "built-in load generator"
-  }, ${connections} connections, ${rounds} interleaved rounds of ${duration} s, medians. The load generator, the server and PostgreSQL share the machine.`,
+  }, ${connections} connections, ${rounds} interleaved rounds of ${duration} s per configuration, medians. The load generator, the servers, PostgreSQL and Redis share the machine. Every cache runs through the same \`cached()\` middleware (the Redis caches are a \`CacheBackend\` on ioredis), so keys and body encoding are the same; the handler answers 1 KiB of text.`,
+  "",
 );
-lines.push("");
-lines.push("## HTTP, cache hits (the handler costs 5 ms when it runs)");
-lines.push("");
 lines.push(
-  "| configuration | req/s | p50 ms | p99 ms | × ceiling | × hono/cache |",
+  `## Goals (issue 14)`,
+  "",
+  `A ratio counts as met within ${MARGIN * 100}% of its target.`,
+  "",
+  ...goalsTable(goals),
+  "",
+  "![Goals and throughput](latest.svg)",
+  "",
 );
-lines.push("|---|---:|---:|---:|---:|---:|");
-for (const row of http) {
+const ratioColumns = (rows: Row[], row: Row) =>
+  `${fmt(row.rps / rpsOf(rows, "plain"), 2)} | ${
+    fmt(row.rps / rpsOf(rows, "redis_naive"), 2)
+  }`;
+const counterText = (row: Row) => {
+  const c = row.counters ?? {};
+  const parts = [];
+  if (typeof c.statements === "number") {
+    parts.push(`${fmt(c.statements)} statements`);
+  }
+  if (typeof c.droppedWrites === "number" && c.droppedWrites > 0) {
+    parts.push(`${fmt(c.droppedWrites)} writes dropped`);
+  }
+  if (typeof c.errors === "number" && c.errors > 0) {
+    parts.push(`${fmt(c.errors)} errors reported`);
+  }
+  return parts.join(", ");
+};
+for (
+  const [title, rows] of [
+    [`HTTP, hits (${HIT_KEYS} stored items, chosen at random)`, hits],
+    [
+      "HTTP, misses (every request a new item; the write follows the answer)",
+      misses,
+    ],
+  ] as const
+) {
+  if (rows.length === 0) continue;
+  lines.push(`## ${title}`, "");
   lines.push(
-    `| ${row.name} | ${fmt(row.rps)} | ${fmt(row.p50, 2)} | ${
-      fmt(row.p99, 2)
-    } | ${fmt(row.rps / ceiling, 2)} | ${fmt(row.rps / honoCacheRps, 2)} |`,
+    "| configuration | req/s | p50 ms | p99 ms | × uncached | × naive Redis | counters |",
+    "|---|---:|---:|---:|---:|---:|---|",
   );
+  for (const row of rows) {
+    lines.push(
+      `| ${row.name} | ${fmt(row.rps)} | ${fmt(row.p50, 2)} | ${
+        fmt(row.p99, 2)
+      } | ${ratioColumns(rows, row)} | ${counterText(row)} |`,
+    );
+  }
+  lines.push("");
 }
-lines.push("");
-lines.push("![HTTP requests per second](latest.svg)");
-lines.push("");
-lines.push("## Backend, 1 KiB values, real server");
-lines.push("");
-lines.push("| operation | ops/s | p50 ms | p99 ms | × pgbench |");
-lines.push("|---|---:|---:|---:|---:|");
-for (const row of micro) {
+if (trips.length > 0) {
   lines.push(
-    `| ${row.name} | ${fmt(row.ops)} | ${fmt(row.p50, 3)} | ${
-      fmt(row.p99, 3)
-    } | ${row.baseline ? fmt(row.ops / row.baseline, 2) : ""} |`,
+    "## Round trips to PostgreSQL, counted on the wire",
+    "",
+    "Sequential requests through a counting proxy, `crossProcessLock` on, `wait: true`. Statements pipelined together count once.",
+    "",
+    "| configuration | miss, before the handler | miss, in all | hit (read before) |",
+    "|---|---:|---:|---:|",
   );
+  for (const row of trips) {
+    lines.push(
+      `| ${row.name} | ${fmt(row.missBeforeHandler, 2)} | ${
+        fmt(row.missTotal, 2)
+      } | ${fmt(row.hit, 2)} |`,
+    );
+  }
+  lines.push("");
 }
-lines.push("");
+if (microRows.length > 0) {
+  lines.push(
+    "## Backend, 1 KiB values, real server",
+    "",
+    "| operation | ops/s | p50 ms | p99 ms | × pgbench |",
+    "|---|---:|---:|---:|---:|",
+  );
+  for (const row of microRows) {
+    lines.push(
+      `| ${row.name} | ${fmt(row.ops)} | ${fmt(row.p50, 3)} | ${
+        fmt(row.p99, 3)
+      } | ${row.baseline ? fmt(row.ops / row.baseline, 2) : ""} |`,
+    );
+  }
+  lines.push("");
+}
 const report = lines.join("\n");
-const dir = new URL("./results/", import.meta.url);
-await Deno.mkdir(dir, { recursive: true });
-await Deno.writeTextFile(new URL("latest.md", dir), report);
-await Deno.writeTextFile(
-  new URL("latest.svg", dir),
-  svgChart(
-    http.map((row) => ({ name: row.name, value: row.rps })),
-    "HTTP requests per second (higher is better)",
-  ),
-);
 console.log("\n" + report);
-console.log("Wrote bench/results/latest.md and bench/results/latest.svg");
+console.log("Goals:");
+for (const goal of goals) console.log("  " + goalLine(goal));
+const sections: BarSection[] = [];
+const bars = (rows: Row[]) =>
+  rows.map((row) => ({
+    name: row.name,
+    value: row.rps,
+    label: `${fmt(row.rps)} req/s, p50 ${fmt(row.p50, 2)} / p99 ${
+      fmt(row.p99, 2)
+    } ms`,
+  }));
+if (hits.length > 0) {
+  sections.push({ title: "Hits, requests per second", rows: bars(hits) });
+}
+if (misses.length > 0) {
+  sections.push({ title: "Misses, requests per second", rows: bars(misses) });
+}
+const out = values.out ?? (fullRun ? "results/" : undefined);
+if (out) {
+  const dir = values.out
+    ? toFileUrl(resolve(values.out) + "/")
+    : new URL(out, import.meta.url);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(new URL("latest.md", dir), report);
+  await Deno.writeTextFile(
+    new URL("latest.svg", dir),
+    svgChart(goals, sections),
+  );
+  console.log(`Wrote ${new URL("latest.md", dir).pathname} and latest.svg`);
+} else {
+  console.log("A subset run: nothing written (pass --out=DIR to keep it)");
+}

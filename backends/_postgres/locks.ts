@@ -1,12 +1,16 @@
 // Cross-process locks of PostgresBackend: session-level advisory locks on one
 // lock session per backend, which PostgreSQL releases if the process dies. A
 // session whose locks are unknown is closed, never returned to a pool.
+//
+// Lock attempts made together share one round trip: a statement that reads
+// the entries and tries their locks, and a re-read after the locks, pipelined
+// on the session; releases made together share one statement.
 import type { SqlDriver, SqlSession } from "../sql_driver.ts";
-import type { KeyLock } from "../types.ts";
+import type { KeyLock, StoredEntry } from "../types.ts";
+import { Batcher } from "./batch.ts";
 import { type Connection, withTimeout } from "./connection.ts";
-import type { Row } from "./rows.ts";
-import { toStoredEntry } from "./rows.ts";
-import type { Statements } from "./sql.ts";
+import { epochOf, type Row, toStoredEntry } from "./rows.ts";
+import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
 /** What the locks need of their backend. */
 export interface LockContext {
@@ -15,8 +19,44 @@ export interface LockContext {
   namespace: string;
   queryTimeout: number;
   connectTimeout: number;
+  maxBatchSize: number;
   /** Runs `fn` under the circuit breaker. */
   guard<T>(operation: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/**
+ * What a lookup that takes the lock of a missing entry found: the entry and
+ * its purge epoch, and the lock when one was tried (`acquired` tells whether
+ * it was taken).
+ */
+export interface LockedLookup {
+  entry: StoredEntry | undefined;
+  epoch: number | undefined;
+  /** Tried only when the entry was missing or stale. */
+  lock: KeyLock | undefined;
+}
+
+/** A lock attempt waiting for its batch. */
+interface Attempt {
+  key: string;
+  etags: readonly string[];
+  /** Try the lock whatever the entry; otherwise only when it is missing or stale. */
+  always: boolean;
+}
+
+/** What a batch found for one attempt. */
+interface Tried {
+  /** `undefined`: the lock was not tried (a fresh entry was there). */
+  acquired: boolean | undefined;
+  entry: StoredEntry | undefined;
+  epoch: number | undefined;
+  session: SqlSession;
+}
+
+/** A release waiting for its batch. */
+interface Unlock {
+  session: SqlSession;
+  key: string;
 }
 
 /** The lock session of one backend, and the locks taken on it. */
@@ -24,10 +64,24 @@ export class Locks {
   #context: LockContext;
   #session: Promise<SqlSession> | undefined;
   #releases = new Set<Promise<void>>();
+  #tries: Batcher<Attempt, Tried>;
+  #unlocks: Batcher<Unlock, void>;
 
   /** @param context What the locks need of their backend. */
   constructor(context: LockContext) {
     this.#context = context;
+    this.#tries = new Batcher(
+      (batch) => this.#tryBatch(batch),
+      context.maxBatchSize,
+      // Pipelined on the one session: the next batch goes out while the
+      // server answers this one.
+      2,
+    );
+    this.#unlocks = new Batcher(
+      (batch) => this.#unlockBatch(batch),
+      context.maxBatchSize,
+      1,
+    );
   }
 
   /**
@@ -36,44 +90,55 @@ export class Locks {
    * seen. Drivers without sessions (an embedded database) always acquire.
    */
   async lock(key: string, etags: readonly string[]): Promise<KeyLock> {
-    const { connection, sql, namespace, queryTimeout } = this.#context;
-    const driver = await connection.driver;
+    const driver = await this.#context.connection.driver;
     if (!driver.session) {
       return { acquired: true, release: () => Promise.resolve() };
     }
-    const params = [namespace, key];
-    let session: SqlSession | undefined;
-    const [locked, read] = await this.#context.guard("lock", async () => {
-      try {
-        // One deadline for the whole attempt: the table, the session, then
-        // the lock and the re-read.
-        return await withTimeout(
-          (async (): Promise<[Row[], Row[]]> => {
-            await connection.connected();
-            session = await this.#lockSession(driver);
-            connection.count(2);
-            return await Promise.all([
-              session.query(sql.lock, params),
-              session.query(sql.read, [...params, [...etags]]),
-            ]);
-          })(),
-          queryTimeout,
-          "lock",
-        );
-      } catch (error) {
-        // Whether the lock was taken is unknown: close the session, and
-        // PostgreSQL releases whatever it holds.
-        if (session) this.#drop(session);
-        throw error;
-      }
-    });
-    const acquired = locked[0]?.acquired === true;
+    const tried = await this.#attempt({ key, etags, always: true });
+    const acquired = tried.acquired === true;
     return {
       acquired,
-      entry: acquired ? toStoredEntry(read[0]) : undefined,
+      entry: acquired ? tried.entry : undefined,
       release: acquired
-        ? this.#releaser(session!, params)
+        ? this.#releaser(tried.session, key)
         : () => Promise.resolve(),
+    };
+  }
+
+  /**
+   * Reads `key` on the lock session and, only when its entry is missing or
+   * stale, tries its lock in the same round trip; a taken lock comes with
+   * the entry read again after it. A lock is returned only while the entry
+   * is still missing or stale: one that finds a fresh entry after it is
+   * released at once. Resolves to `undefined` on drivers without sessions:
+   * read, and lock, some other way.
+   */
+  async lookupOrLock(
+    key: string,
+    etags: readonly string[],
+  ): Promise<LockedLookup | undefined> {
+    const driver = await this.#context.connection.driver;
+    if (!driver.session) return undefined;
+    const tried = await this.#attempt({ key, etags, always: false });
+    if (tried.acquired === undefined) {
+      return { entry: tried.entry, epoch: tried.epoch, lock: undefined };
+    }
+    const acquired = tried.acquired;
+    if (acquired && tried.entry && !tried.entry.stale) {
+      // Written by the previous holder just before the lock: no need of it.
+      void this.#releaser(tried.session, key)().catch(() => {});
+      return { entry: tried.entry, epoch: tried.epoch, lock: undefined };
+    }
+    return {
+      entry: tried.entry,
+      epoch: tried.epoch,
+      lock: {
+        acquired,
+        entry: acquired ? tried.entry : undefined,
+        release: acquired
+          ? this.#releaser(tried.session, key)
+          : () => Promise.resolve(),
+      },
     };
   }
 
@@ -88,24 +153,120 @@ export class Locks {
     session?.release();
   }
 
-  /** A release function for the lock on `params`, idempotent. */
-  #releaser(session: SqlSession, params: string[]): () => Promise<void> {
-    const { connection, sql, queryTimeout } = this.#context;
+  /**
+   * One attempt in its batch, under the breaker and within `queryTimeout`,
+   * queueing included. A lock its batch takes after the attempt gave up is
+   * released at once.
+   */
+  #attempt(attempt: Attempt): Promise<Tried> {
+    const { guard, queryTimeout } = this.#context;
+    return guard("lock", async () => {
+      const pending = this.#tries.add(attempt);
+      try {
+        return await withTimeout(pending, queryTimeout, "lock");
+      } catch (error) {
+        pending.then((late) => {
+          if (late.acquired) {
+            this.#releaser(late.session, attempt.key)().catch(() => {});
+          }
+        }, () => {});
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Reads the batch's entries and tries their locks, then reads them again
+   * after the locks: two statements, one round trip. When the outcome is
+   * unknown the session is closed, and PostgreSQL releases what it holds.
+   */
+  async #tryBatch(batch: Attempt[]): Promise<Tried[]> {
+    const { connection, sql, namespace, queryTimeout } = this.#context;
+    let session: SqlSession | undefined;
+    try {
+      return await withTimeout(
+        (async () => {
+          const driver = await connection.connected();
+          session = await this.#lockSession(driver);
+          const keys = batch.map((attempt) => attempt.key);
+          const etags = batch.map((attempt) =>
+            attempt.etags.join(LIST_SEPARATOR)
+          );
+          connection.count(2);
+          const [tried, reread] = await Promise.all([
+            session.query(sql.lockMany, [
+              namespace,
+              keys,
+              etags,
+              batch.map((attempt) => attempt.always ? "t" : "f"),
+            ]),
+            session.query(sql.readMany, [namespace, keys, etags]),
+          ]);
+          const first = byPosition(tried);
+          const again = byPosition(reread);
+          return batch.map((_, i): Tried => {
+            const row = first.get(i + 1);
+            const acquired = row?.acquired === null || row === undefined
+              ? undefined
+              : row.acquired === true;
+            // A taken lock reports what was there after it.
+            const seen = acquired ? again.get(i + 1) : row;
+            return {
+              acquired,
+              entry: toStoredEntry(seen),
+              epoch: epochOf(seen),
+              session: session!,
+            };
+          });
+        })(),
+        queryTimeout,
+        "lock",
+      );
+    } catch (error) {
+      // Whether the locks were taken is unknown: close the session, and
+      // PostgreSQL releases whatever it holds.
+      if (session) this.#drop(session);
+      throw error;
+    }
+  }
+
+  /** Releases the batch's locks, one statement per session they were taken on. */
+  async #unlockBatch(batch: Unlock[]): Promise<void[]> {
+    const { connection, sql, namespace, queryTimeout } = this.#context;
+    const bySession = new Map<SqlSession, string[]>();
+    for (const { session, key } of batch) {
+      const keys = bySession.get(session) ?? [];
+      keys.push(key);
+      bySession.set(session, keys);
+    }
+    await Promise.all(
+      [...bySession].map(async ([session, keys]) => {
+        try {
+          connection.count(1);
+          await withTimeout(
+            session.query(sql.unlockMany, [namespace, keys]),
+            queryTimeout,
+            "unlock",
+          );
+        } catch (error) {
+          // A lock that cannot be released is released with its connection.
+          this.#drop(session);
+          throw error;
+        }
+      }),
+    );
+    return batch.map(() => undefined);
+  }
+
+  /** A release function for the lock on `key` taken on `session`, idempotent. */
+  #releaser(session: SqlSession, key: string): () => Promise<void> {
     let released: Promise<void> | undefined;
     return () => {
       if (released) return released;
-      released = this.#context.guard("unlock", async () => {
-        connection.count(1);
-        await withTimeout(
-          session.query(sql.unlock, params),
-          queryTimeout,
-          "unlock",
-        );
-      }).catch((error) => {
-        // A lock that cannot be released is released with its connection.
-        this.#drop(session);
-        throw error;
-      });
+      released = this.#context.guard(
+        "unlock",
+        () => this.#unlocks.add({ session, key }),
+      );
       const settled = released.catch(() => {});
       this.#releases.add(settled);
       void settled.finally(() => this.#releases.delete(settled));
@@ -145,4 +306,11 @@ export class Locks {
     }, () => {});
     session.close();
   }
+}
+
+/** Rows by their lookup's position `i` (from 1). */
+function byPosition(rows: Row[]): Map<number, Row> {
+  const found = new Map<number, Row>();
+  for (const row of rows) found.set(Number(row.i), row);
+  return found;
 }

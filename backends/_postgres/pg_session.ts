@@ -28,15 +28,35 @@ interface PgClient {
   connection?: { stream?: { destroy(): void } };
   connect(): Promise<void>;
   query(
-    config: { text: string; values: unknown[] },
+    config: { name?: string; text: string; values: unknown[] },
   ): Promise<{ rows: SqlRow[] }>;
   end(): Promise<void>;
   on(event: "error" | "end", listener: (error?: unknown) => void): void;
 }
 
 /**
- * Opens a session on a connection of its own. Statements are pipelined: the
- * lock and the re-read that follows it go out in one round trip. Once the
+ * The names of prepared statements, by text: each connection parses and
+ * plans a statement once, then binds it.
+ */
+const statementNames = new Map<string, string>();
+
+/** The most statement texts named; later ones run unnamed (parsed each time). */
+const MAX_NAMED = 1000;
+
+/** The prepared statement name of `text`, while fewer than MAX_NAMED are named. */
+function nameOf(text: string): string | undefined {
+  let name = statementNames.get(text);
+  if (name === undefined && statementNames.size < MAX_NAMED) {
+    name = `cachekit_${statementNames.size + 1}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * Opens a session on a connection of its own. Statements are prepared once
+ * per connection, and pipelined: the lock and the re-read that follows it go
+ * out in one round trip. Once the
  * connection has failed or ended, queries reject at once and nothing more is
  * written to it. `release()` ends the connection once its statements are
  * answered, and `close()` drops it at once; either way no lock outlives the
@@ -70,7 +90,11 @@ export async function openPgSession(
   return {
     async query(text, params) {
       if (dead) throw dead;
-      return (await client.query({ text, values: [...params] })).rows;
+      return (await client.query({
+        name: nameOf(text),
+        text,
+        values: [...params],
+      })).rows;
     },
     release() {
       dead ??= new Error("Lock session released");

@@ -5,6 +5,7 @@ import type { zeroCounters } from "../_stats.ts";
 import { Batcher } from "./batch.ts";
 import { withTimeout } from "./connection.ts";
 import type { LocalTier } from "./local_tier.ts";
+import type { LockedLookup, Locks } from "./locks.ts";
 import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
@@ -67,6 +68,44 @@ export class Reads {
       tier?.put(key, entry, generation!);
     }
     return { entry, epoch: epochOf(row) };
+  }
+
+  /**
+   * The entry at `key` and its purge epoch, as {@linkcode lookup} reads
+   * them; when the entry is missing or stale, also the key's lock, tried on
+   * `locks`' session in the same round trip (a miss then costs one round
+   * trip before its computation, not two). A local-tier hit takes none.
+   */
+  async lookupOrLock(
+    key: string,
+    etags: readonly string[],
+    locks: Locks,
+  ): Promise<LockedLookup> {
+    const { tier, counters } = this.#context;
+    const local = tier?.get(key, etags);
+    if (local) {
+      counters.hits++;
+      return { entry: local, epoch: undefined, lock: undefined };
+    }
+    const generation = tier?.generation;
+    const found = await locks.lookupOrLock(key, etags);
+    if (!found) {
+      // No sessions (an embedded database): read, then lock a miss.
+      const read = await this.lookup(key, etags);
+      const fresh = read.entry !== undefined && !read.entry.stale;
+      return {
+        ...read,
+        lock: fresh ? undefined : await locks.lock(key, etags),
+      };
+    }
+    const entry = found.entry;
+    if (!entry) counters.misses++;
+    else if (entry.stale) counters.staleServes++;
+    else {
+      counters.hits++;
+      tier?.put(key, entry, generation!);
+    }
+    return found;
   }
 }
 

@@ -58,6 +58,16 @@ export interface Statements {
   sweep: string;
   lock: string;
   unlock: string;
+  /**
+   * Reads many entries and tries their locks in one statement, where each
+   * lookup asks for it: always (`$4` "t"; a text array, which every driver
+   * sends alike), or only when its entry is
+   * missing or stale. Pipelined before {@linkcode Statements.readMany},
+   * which re-reads after the locks.
+   */
+  lockMany: string;
+  /** Releases one lock per key of `$2`, in one statement. */
+  unlockMany: string;
   evict: string;
   stats: string;
   vacuum: string;
@@ -191,6 +201,26 @@ FROM ${table} GROUP BY namespace ORDER BY namespace`,
       `SELECT pg_try_advisory_lock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || $2::text, 0)) AS acquired`,
     unlock:
       `SELECT pg_advisory_unlock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || $2::text, 0)) AS released`,
+    // One output row per lookup (both joins are on primary keys), so each
+    // lock is tried once, and only where the CASE asks for it.
+    lockMany: `SELECT q.i::int AS i, coalesce(ep.epoch, 0) AS epoch, e.kind,
+  CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY(string_to_array(q.etags, chr(31)))
+    OR '*' = ANY(string_to_array(q.etags, chr(31))))
+    THEN NULL ELSE e.value END AS value,
+  e.meta, e.etag,
+  greatest(0, extract(epoch FROM now() - e.created_at))::float8 AS age,
+  e.expires_at <= now() AS stale,
+  (extract(epoch FROM e.expires_at) - extract(epoch FROM now()))::float8 AS fresh_for,
+  CASE WHEN q.always::boolean OR e.kind IS NULL OR e.expires_at <= now()
+    THEN pg_try_advisory_lock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || q.key, 0))
+  END AS acquired
+FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS q(key, etags, always, i)
+LEFT JOIN ${epochs} AS ep ON ep.namespace = $1::text
+LEFT JOIN ${table} AS e
+  ON e.namespace = $1::text AND e.key = q.key AND e.stale_until > now()`,
+    unlockMany:
+      `SELECT pg_advisory_unlock(hashtextextended(${lockKey} || chr(31) || $1::text || chr(31) || k, 0)) AS released
+FROM unnest($2::text[]) AS k`,
     // The InitPlan takes a transaction-level advisory lock once per batch:
     // at most one instance sweeps a table at a time, and no lock outlives
     // the statement. Rows locked by writers are skipped, and a row rewritten

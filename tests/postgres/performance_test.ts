@@ -426,3 +426,72 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "batched locks: 32 concurrent lock attempts share one round trip of two statements, and their releases one statement",
+  ignore: !DATABASE_URL,
+  async fn() {
+    const table = uniqueTable("lockbatch");
+    const options = { dsn: DATABASE_URL!, table, sweepInterval: 0 };
+    const a = new PostgresBackend(options);
+    const b = new PostgresBackend(options);
+    try {
+      await a.ready();
+      await b.ready();
+      await a.set("k3", "stored", { expire: 60 });
+      // The lock session is opened by a first attempt, outside the count.
+      await (await a.lock("warm")).release();
+      const keys = Array.from({ length: 32 }, (_, i) => `k${i}`);
+      let before = a.roundTrips;
+      const locks = await Promise.all(keys.map((key) => a.lock(key)));
+      assert.equal(a.roundTrips - before, 2, "one lockMany and one re-read");
+      assert.ok(locks.every((lock) => lock.acquired));
+      // The re-read after the lock sees what is stored, for its key only.
+      assert.deepEqual(
+        locks.map((lock) => lock.entry !== undefined),
+        keys.map((key) => key === "k3"),
+      );
+      // Held across processes: another backend's session is refused.
+      assert.equal((await b.lock("k7")).acquired, false);
+      before = a.roundTrips;
+      await Promise.all(locks.map((lock) => lock.release()));
+      assert.equal(a.roundTrips - before, 1, "one unlockMany");
+      const retaken = await b.lock("k7");
+      assert.equal(retaken.acquired, true);
+      await retaken.release();
+    } finally {
+      await a.close();
+      await b.close();
+      await dropTable(table);
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "batched locks: a key locked twice in one batch is held until both locks are released",
+  ignore: !DATABASE_URL,
+  async fn() {
+    const table = uniqueTable("lockreentrant");
+    const options = { dsn: DATABASE_URL!, table, sweepInterval: 0 };
+    const a = new PostgresBackend(options);
+    const b = new PostgresBackend(options);
+    try {
+      await a.ready();
+      await b.ready();
+      const [first, second] = await Promise.all([a.lock("k"), a.lock("k")]);
+      assert.equal(first.acquired && second.acquired, true);
+      await first.release();
+      assert.equal((await b.lock("k")).acquired, false, "still held once");
+      await second.release();
+      const taken = await b.lock("k");
+      assert.equal(taken.acquired, true);
+      await taken.release();
+    } finally {
+      await a.close();
+      await b.close();
+      await dropTable(table);
+    }
+  },
+});
