@@ -29,5 +29,6 @@
 export * from "./backends/types.ts";
 export * from "./backends/memory.ts";
 export * from "./backends/postgres.ts";
+export * from "./backends/sharded.ts";
 export * from "./backends/sql_driver.ts";
 export * from "./middleware/mod.ts";
