@@ -1,4 +1,5 @@
 // Cache keys: Web Crypto SHA-256 over method, path, sorted query and varied headers.
+import type { CookieFilter } from "./_cookies.ts";
 import { varyValueOf } from "./_shared_cache.ts";
 import type { CacheContext } from "./types.ts";
 
@@ -161,6 +162,8 @@ export interface KeyRule {
   vary: readonly string[];
   /** Whether the credentials enter the key. */
   perUser: boolean;
+  /** The cookies that count as credentials. */
+  cookies: CookieFilter;
 }
 
 /** Derives the keys of one route's requests, remembering recent ones. */
@@ -238,14 +241,14 @@ export class RequestKeys {
     url: string,
     generated: boolean,
   ): Promise<string> {
-    const { vary, perUser } = this.#rule;
+    const { vary, perUser, cookies } = this.#rule;
     const headers = c.req.raw.headers;
     const values: (string | null)[] = vary.map((name) =>
       // A Request built from a full URL has no Host header: use the URL's.
       headers.get(name) ?? (name === "host" ? new URL(c.req.url).host : null)
     );
     if (perUser) {
-      values.push(headers.get("authorization"), headers.get("cookie"));
+      values.push(headers.get("authorization"), cookies(headers.get("cookie")));
     }
     // Generated keys are used as they are; URLs are normalized first.
     const input = JSON.stringify([generated ? 1 : 0, url, ...values]);

@@ -5,6 +5,7 @@
 import { burstLogger, report } from "../core/report.ts";
 import { OptionChecks } from "../core/options.ts";
 import type { CacheBackend, CacheErrorHandler } from "../backends/types.ts";
+import { type CookieFilter, cookieFilter } from "./_cookies.ts";
 import { headerList } from "./_http.ts";
 import type {
   AppFetcher,
@@ -57,6 +58,8 @@ export interface Settings {
   statusHeaderName: string;
   /** Whether credentialed requests are cached, keyed per credential. */
   perUser: boolean;
+  /** The cookies that count as credentials: they bypass, or key with `perUser`. */
+  cookies: CookieFilter;
   /** Whether a client's `no-cache` and `no-store` are honoured. */
   honorRequestCacheControl: boolean;
   /** Tags of each entry, or how to compute them from the context. */
@@ -123,6 +126,39 @@ const checks: OptionChecks = new OptionChecks(
   "Cannot create cached middleware",
 );
 
+/** Every option of `cached()`: any other is a mistake, reported at once. */
+const OPTION_NAMES: readonly (keyof CachedOptions)[] = [
+  "backend",
+  "mode",
+  "cacheStatus",
+  "expire",
+  "vary",
+  "keyGenerator",
+  "cacheableStatusCodes",
+  "cacheControl",
+  "maxBodySize",
+  "cacheStatusHeader",
+  "perUser",
+  "ignoreCookies",
+  "honorRequestCacheControl",
+  "tags",
+  "wait",
+  "lockTimeout",
+  "crossProcessLock",
+  "staleWhileRevalidate",
+  "staleIfError",
+  "app",
+  "onError",
+];
+
+/** Other libraries' names for an option, which edit distance would not find. */
+const OTHER_NAMES: Record<string, keyof CachedOptions> = {
+  ttl: "expire",
+  maxAge: "expire",
+  max_age: "expire",
+  expires: "expire",
+};
+
 /**
  * Checks `options` and applies their defaults, throwing a `TypeError` or a
  * `RangeError` that names the first option at fault.
@@ -131,6 +167,17 @@ export function resolveOptions(options: CachedOptions): Settings {
   if (typeof options !== "object" || options === null) {
     checks.type("options", "an object", options);
   }
+  for (const name of Object.keys(options)) {
+    const meant = Object.hasOwn(OTHER_NAMES, name)
+      ? OTHER_NAMES[name]
+      : undefined;
+    if (meant && !(OPTION_NAMES as readonly string[]).includes(name)) {
+      throw new TypeError(
+        `Cannot create cached middleware: unknown option "${name}"; did you mean "${meant}"?`,
+      );
+    }
+  }
+  checks.known(options, OPTION_NAMES);
   const backend = backendOf(options.backend);
   const mode = modeOf(options.mode);
   const proxy = mode === "proxy";
@@ -161,7 +208,8 @@ export function resolveOptions(options: CachedOptions): Settings {
     options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE,
   );
   const statusHeader = statusHeaderOf(options.cacheStatusHeader);
-  const perUser = options.perUser ?? false;
+  const { perUser, only } = perUserOf(options.perUser);
+  const cookies = cookieFilter(ignoredCookiesOf(options.ignoreCookies), only);
   const tags = options.tags ?? [];
   if (typeof tags !== "function" && !Array.isArray(tags)) {
     checks.type("tags", "an array or a function", tags);
@@ -194,6 +242,7 @@ export function resolveOptions(options: CachedOptions): Settings {
     statusHeader,
     statusHeaderName: statusHeader ? statusHeader.toLowerCase() : "",
     perUser,
+    cookies,
     honorRequestCacheControl: checks.boolean(
       "honorRequestCacheControl",
       options.honorRequestCacheControl ?? proxy,
@@ -245,6 +294,43 @@ function varyOf(vary: unknown): string[] {
     );
   }
   return unique;
+}
+
+/** Whether credentials key the entries, and the only cookies that do, if named. */
+function perUserOf(
+  perUser: unknown,
+): { perUser: boolean; only: Set<string> | undefined } {
+  if (perUser === undefined || typeof perUser === "boolean") {
+    return { perUser: perUser ?? false, only: undefined };
+  }
+  const cookies = (perUser as { cookies?: unknown } | null)?.cookies;
+  if (
+    !Array.isArray(cookies) ||
+    !cookies.every((name) => typeof name === "string" && name !== "")
+  ) {
+    checks.type(
+      "perUser",
+      "a boolean or { cookies: [names of the cookies that identify a user] }",
+      perUser,
+    );
+  }
+  checks.known(perUser as object, ["cookies"], "perUser.");
+  return { perUser: true, only: new Set(cookies) };
+}
+
+function ignoredCookiesOf(ignore: unknown): (string | RegExp)[] {
+  if (ignore === undefined) return [];
+  if (
+    !Array.isArray(ignore) ||
+    !ignore.every((rule) => typeof rule === "string" || rule instanceof RegExp)
+  ) {
+    checks.type(
+      "ignoreCookies",
+      "an array of cookie names and RegExps",
+      ignore,
+    );
+  }
+  return ignore;
 }
 
 function modeOf(mode: unknown): CacheMode {

@@ -8,6 +8,7 @@ import {
   parseCacheControl,
   receivedAge,
 } from "./_http.ts";
+import type { CookieFilter } from "./_cookies.ts";
 import type { Settings } from "./_options.ts";
 import type { Stored } from "./_replay.ts";
 import type { CacheContext } from "./types.ts";
@@ -37,7 +38,10 @@ const DEFAULT_EXPIRE = 60;
 export function approachOf(
   method: string,
   headers: Headers,
-  settings: Pick<Settings, "perUser" | "honorRequestCacheControl">,
+  settings: Pick<
+    Settings,
+    "perUser" | "honorRequestCacheControl" | "cookies"
+  >,
 ): Approach {
   if (method !== "GET" && method !== "HEAD") {
     // Any method not known safe may change the resource (§4.4).
@@ -48,7 +52,7 @@ export function approachOf(
     ? parseCacheControl(headers.get("cache-control"))
     : undefined;
   if (
-    (!settings.perUser && hasCredentials(headers)) ||
+    (!settings.perUser && hasCredentials(headers, settings.cookies)) ||
     directives?.has("no-store")
   ) {
     return "bypass";
@@ -56,9 +60,16 @@ export function approachOf(
   return directives?.has("no-cache") ? "compute" : "read";
 }
 
-/** Whether a request carries credentials: its response may be for one user. */
-export function hasCredentials(headers: Headers): boolean {
-  return headers.has("authorization") || headers.has("cookie");
+/**
+ * Whether a request carries credentials, its response then maybe for one
+ * user: `Authorization`, or a cookie that counts under `cookies`.
+ */
+export function hasCredentials(
+  headers: Headers,
+  cookies: CookieFilter,
+): boolean {
+  return headers.has("authorization") ||
+    cookies(headers.get("cookie")) !== null;
 }
 
 /** Statuses from here up are errors: a request answered so changed nothing. */
@@ -95,7 +106,7 @@ export function handlerFailed(c: CacheContext): boolean {
 export function unstorable(
   res: Response,
   requestHeaders: Headers,
-  settings: Pick<Settings, "statuses" | "perUser" | "keyed">,
+  settings: Pick<Settings, "statuses" | "perUser" | "keyed" | "cookies">,
 ): string | undefined {
   if (!settings.statuses.has(res.status)) return "status";
   const headers = res.headers;
@@ -107,7 +118,7 @@ export function unstorable(
   // `private` is for one user: storable only under that user's own key.
   if (
     directives.has("private") &&
-    !(settings.perUser && hasCredentials(requestHeaders))
+    !(settings.perUser && hasCredentials(requestHeaders, settings.cookies))
   ) {
     return "private";
   }

@@ -17,18 +17,16 @@ import { MAX_SECONDS } from "../core/options.ts";
 import { ENTRY_KIND } from "../core/entry.ts";
 import { readBounded } from "./_body.ts";
 import type { StatusReport } from "./_cache_status.ts";
-import { type Flights, refreshOf, type Settle } from "./_flight.ts";
+import { refreshOf, type Settle } from "./_flight.ts";
 import { headerList } from "./_http.ts";
-import type { RequestKeys } from "./_key.ts";
 import type { Settings } from "./_options.ts";
-import { approachOf, handlerFailed } from "./_policy.ts";
+import { approachOf } from "./_policy.ts";
 import {
   capture,
   decode,
   replace,
   type Replay,
   replayOf,
-  type Replies,
   sharedEntryOf,
   type Stored,
   variantsEntryOf,
@@ -49,16 +47,9 @@ import {
   validatingHeaders,
   withheldFields,
 } from "./_shared_cache.ts";
+import type { Route } from "./_route.ts";
 import { invalidating } from "./_unsafe.ts";
 import type { CacheContext, CacheStatus } from "./types.ts";
-
-/** The parts a proxy-mode route shares with app mode. */
-export interface SharedParts {
-  settings: Settings;
-  keys: RequestKeys;
-  flights: Flights;
-  replies: Replies;
-}
 
 /** The request headers a response varies on, and its variants' key generation. */
 interface Variants {
@@ -95,8 +86,11 @@ interface Outcome {
   written: Promise<boolean> | undefined;
 }
 
-/** Seconds a response with a validator is kept past expiry, to revalidate. */
-const REVALIDATION_RETENTION = 86_400;
+/**
+ * Seconds a response is kept past expiry, to be revalidated or served to a
+ * client's `max-stale`: a day.
+ */
+const STALE_RETENTION = 86_400;
 
 /** The shortest lifetime a backend is asked to keep an entry fresh for. */
 const STALE_ON_ARRIVAL = 0.001;
@@ -107,32 +101,33 @@ const GATEWAY_TIMEOUT = 504;
 /**
  * Serves one request through the shared cache.
  *
- * @param parts The route's settings and parts.
+ * @param route The route: its settings and parts.
  * @param c The request's context.
  * @param next The rest of the chain: the handler that forwards to the origin.
  * @returns The response, when the cache made one.
  */
 export async function serveShared(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   next: () => Promise<void>,
 ): Promise<Response | void> {
-  const { settings } = parts;
+  const { settings } = route;
   const method = c.req.method;
   const headers = c.req.raw.headers;
   if (method !== "GET" && method !== "HEAD") {
+    route.methods.note(c, settings.fail);
     if (approachOf(method, headers, settings) === "pass") return await next();
-    return await invalidating(settings, parts.keys, c, next);
+    return await invalidating(settings, route.keys, c, next);
   }
   const request = requestDirectives(headers, settings.honorRequestCacheControl);
-  const bypass = bypassReason(headers, request, settings.perUser);
-  if (bypass) return await forwardUntouched(parts, c, next, bypass);
+  const bypass = bypassReason(headers, request, settings);
+  if (bypass) return await forwardUntouched(route, c, next, bypass);
   let key: string;
   try {
-    key = await parts.keys.of(c);
+    key = await route.keys.of(c);
   } catch (error) {
     settings.fail(error, "key");
-    return await forwardUntouched(parts, c, next, "key");
+    return await forwardUntouched(route, c, next, "key");
   }
   const refresh = refreshOf(c.req.raw) !== undefined;
   const visit: Visit = {
@@ -149,41 +144,43 @@ export async function serveShared(
     fwd: "uri-miss",
     lead: undefined,
   };
-  await read(parts, visit);
-  const answer = visit.reading ? answerFromCache(parts, c, visit) : undefined;
+  await read(route, visit);
+  const answer = visit.reading ? answerFromCache(route, c, visit) : undefined;
   if (answer) return answer;
-  if (method === "HEAD") return await forwardUntouched(parts, c, next);
-  if (request.onlyIfCached && visit.reading) return gatewayTimeout(parts);
-  return await follow(parts, visit) ?? await forward(parts, c, next, visit);
+  if (method === "HEAD") return await forwardUntouched(route, c, next);
+  if (request.onlyIfCached && visit.reading) return gatewayTimeout(route);
+  return await follow(route, visit) ?? await forward(route, c, next, visit);
 }
 
 /** Why a request goes on untouched, or `undefined` when the cache may serve it. */
 function bypassReason(
   headers: Headers,
   request: RequestDirectives,
-  perUser: boolean,
+  settings: Pick<Settings, "perUser" | "cookies">,
 ): string | undefined {
   // A range is served by the origin: partial responses are never stored.
   if (headers.has("range")) return "range";
-  if (!perUser && headers.has("cookie")) return "cookie";
+  if (!settings.perUser && settings.cookies(headers.get("cookie")) !== null) {
+    return "cookie";
+  }
   if (request.noStore) return "no-store";
   return undefined;
 }
 
 /** The handler answers, and the response says the cache stood aside. */
 async function forwardUntouched(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   next: () => Promise<void>,
   detail?: string,
 ): Promise<void> {
   await next();
-  parts.replies.markContext(c, "BYPASS", { fwd: "bypass", detail });
+  route.replies.markContext(c, "BYPASS", { fwd: "bypass", detail });
 }
 
 /** `only-if-cached` with nothing usable stored (§5.2.1.7). */
-function gatewayTimeout(parts: SharedParts): Response {
-  return parts.replies.mark(
+function gatewayTimeout(route: Route): Response {
+  return route.replies.mark(
     new Response(null, { status: GATEWAY_TIMEOUT }),
     "BYPASS",
     { detail: "only-if-cached" },
@@ -194,8 +191,11 @@ function gatewayTimeout(parts: SharedParts): Response {
  * Reads the stored response for the request: the URL's entry, then, when
  * the URL's responses vary, the variant for this request's header values.
  */
-async function read(parts: SharedParts, visit: Visit): Promise<void> {
-  const { flights, keys, settings } = parts;
+async function read(route: Route, visit: Visit): Promise<void> {
+  const { flights, keys, settings } = route;
+  // A write of this process lands first: reading it beats forwarding again.
+  const landing = flights.landing(visit.key);
+  if (landing) await landing;
   const first = await flights.lookup(visit.key, []);
   if (first === "failed") {
     visit.healthy = false;
@@ -239,7 +239,7 @@ async function read(parts: SharedParts, visit: Visit): Promise<void> {
  * (refreshed once in the background through the app).
  */
 function answerFromCache(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   visit: Visit,
 ): Response | undefined {
@@ -250,21 +250,21 @@ function answerFromCache(
   const ttl = freshnessLeft(fresh, resident);
   switch (useOf(fresh, resident, visit.request)) {
     case "fresh":
-      return respond(parts, visit, stored, "HIT", { hit: true, ttl });
+      return respond(route, visit, stored, "HIT", { hit: true, ttl });
     case "stale":
-      return respond(parts, visit, stored, "STALE", { hit: true, ttl });
+      return respond(route, visit, stored, "STALE", { hit: true, ttl });
     case "swr": {
-      const app = parts.settings.app;
+      const app = route.settings.app;
       // Without an app to refresh through, the request validates it itself.
       if (!app) return undefined;
-      parts.flights.revalidate(
+      route.flights.revalidate(
         c,
         visit.key,
         visit.epoch,
         app,
         visit.slot === visit.key,
       );
-      return respond(parts, visit, stored, "STALE", {
+      return respond(route, visit, stored, "STALE", {
         hit: true,
         ttl,
         detail: "stale-while-revalidate",
@@ -277,14 +277,14 @@ function answerFromCache(
 
 /** A response from the stored entry: 304 when the client holds it already. */
 function respond(
-  parts: SharedParts,
+  route: Route,
   visit: Visit,
   stored: Stored,
   status: CacheStatus,
   report: StatusReport,
 ): Response {
   const replay = replayOf(stored);
-  return parts.replies.respond(replay, {
+  return route.replies.respond(replay, {
     status,
     age: currentAge(stored.meta.fresh!, stored.entry.age),
     notModified: holds(visit.headers, replay),
@@ -306,22 +306,22 @@ function holds(headers: Headers, replay: Replay): boolean {
  * it does not fit, computes alone. `undefined`: compute.
  */
 async function follow(
-  parts: SharedParts,
+  route: Route,
   visit: Visit,
 ): Promise<Response | undefined> {
-  const { flights } = parts;
+  const { flights } = route;
   if (!visit.healthy) return undefined;
   const leader = flights.leader(visit.key, visit.epoch);
   if (!leader) {
     visit.lead = flights.lead(visit.key, visit.epoch);
     return undefined;
   }
-  const deadline = Date.now() + parts.settings.lockTimeout;
+  const deadline = Date.now() + route.settings.lockTimeout;
   const replay = await flights.follow(leader, deadline);
-  if (!replay?.fresh || !(await fits(parts, visit, replay))) return undefined;
+  if (!replay?.fresh || !(await fits(route, visit, replay))) return undefined;
   const fresh = replay.fresh;
   if (useOf(fresh, 0, visit.request) !== "fresh") return undefined;
-  return parts.replies.respond(replay, {
+  return route.replies.respond(replay, {
     status: "HIT",
     age: fresh.initialAge || undefined,
     notModified: holds(visit.headers, replay),
@@ -331,13 +331,13 @@ async function follow(
 
 /** Whether the leader's response is the one this request's headers select. */
 async function fits(
-  parts: SharedParts,
+  route: Route,
   visit: Visit,
   replay: Replay,
 ): Promise<boolean> {
   const variants = replay.variants;
   if (!variants) return true;
-  const mine = await parts.keys.variant(
+  const mine = await route.keys.variant(
     visit.key,
     variants.generation,
     variants.names,
@@ -351,12 +351,12 @@ async function fits(
  * when it leads; conditional when the stored response can be validated.
  */
 async function forward(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   next: () => Promise<void>,
   visit: Visit,
 ): Promise<Response | void> {
-  const { flights } = parts;
+  const { flights } = route;
   let lock: KeyLock | undefined;
   let outcome: Outcome | undefined;
   try {
@@ -365,8 +365,8 @@ async function forward(
       if (acquired && "lock" in acquired) lock = acquired.lock;
       else if (acquired) {
         // Another process stored a response meanwhile: read it as this one.
-        await read(parts, visit);
-        const answer = answerFromCache(parts, c, visit);
+        await read(route, visit);
+        const answer = answerFromCache(route, c, visit);
         if (answer) return answer;
       }
     }
@@ -389,7 +389,7 @@ async function forward(
     }
     const requestTime = Date.now();
     await next();
-    outcome = await settle(parts, c, visit, validating, requestTime);
+    outcome = await settle(route, c, visit, validating, requestTime);
   } finally {
     visit.lead?.(outcome?.replay);
     if (lock) flights.releaseAfter(lock, outcome?.written, visit.key);
@@ -406,16 +406,16 @@ function lastModifiedOf(replay: Replay): string | undefined {
  * storable response is stored; anything else passes on, marked.
  */
 async function settle(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   visit: Visit,
   validating: boolean,
   requestTime: number,
 ): Promise<Outcome | undefined> {
-  const { settings, replies } = parts;
+  const { settings, replies } = route;
   const res = c.res;
   const found = visit.found;
-  if (handlerFailed(c)) {
+  if (originFailed(c)) {
     if (found && servesOnError(found.meta.fresh!, found.entry.age)) {
       settings.fail(
         c.error ?? new Error(`Handler answered ${res.status}`),
@@ -424,7 +424,7 @@ async function settle(
       );
       replace(
         c,
-        respond(parts, visit, found, "STALE", {
+        respond(route, visit, found, "STALE", {
           fwd: "stale",
           fwdStatus: res.status,
           ttl: freshnessLeft(found.meta.fresh!, found.entry.age),
@@ -447,9 +447,20 @@ async function settle(
     staleIfError: settings.staleIfError,
   };
   if (validating && res.status === NOT_MODIFIED) {
-    return await revalidated(parts, c, visit, found!, input);
+    return await revalidated(route, c, visit, found!, input);
   }
-  return await storeNew(parts, c, visit, input);
+  return await storeNew(route, c, visit, input);
+}
+
+/**
+ * Statuses that say the origin failed (RFC 5861 §4): a 501 or a 505 is an
+ * answer, and may be stored.
+ */
+const ORIGIN_ERRORS = new Set([500, 502, 503, 504]);
+
+/** Whether the handler threw, or the origin answered with an error. */
+function originFailed(c: CacheContext): boolean {
+  return c.error !== undefined || ORIGIN_ERRORS.has(c.res.status);
 }
 
 /** When the exchange with the origin happened, and the route's fallbacks. */
@@ -466,13 +477,13 @@ interface Exchange {
  * 304's (§4.3.4), the entry is rewritten, and the stored body answers.
  */
 async function revalidated(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   visit: Visit,
   found: Stored,
   exchange: Exchange,
 ): Promise<Outcome | undefined> {
-  const { settings, replies } = parts;
+  const { settings, replies } = route;
   const stored = replayOf(found);
   const previous: [string, string][] = stored.etag
     ? [...stored.headers, ["etag", stored.etag]]
@@ -509,7 +520,7 @@ async function revalidated(
         visit.headers,
         settings.statuses,
       ) === undefined;
-  const written = storable ? write(parts, c, visit, replay) : undefined;
+  const written = storable ? write(route, c, visit, replay) : undefined;
   const wrote = written !== undefined &&
     (settings.wait || visit.refresh ? await written : true);
   replace(
@@ -526,12 +537,12 @@ async function revalidated(
 
 /** Stores the handler's response when a shared cache may, and marks it. */
 async function storeNew(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   visit: Visit,
   exchange: Exchange,
 ): Promise<Outcome | undefined> {
-  const { settings, replies } = parts;
+  const { settings, replies } = route;
   const res = c.res;
   const directives = responseDirectives(res.headers);
   const fresh = freshnessOf({
@@ -572,20 +583,20 @@ async function storeNew(
     );
     return undefined;
   }
-  const replay = await capture(
-    res,
-    body,
-    settings.statusHeaderName,
-    withheldFields(directives),
-  );
+  const withheld = withheldFields(directives);
+  const replay = await capture(res, body, settings.statusHeaderName, withheld);
+  // The client that asked gets every field; the entry keeps the others.
+  const shown = withheld.size
+    ? await capture(res, body, settings.statusHeaderName, new Set())
+    : replay;
   replay.fresh = fresh;
-  await place(parts, visit, replay, res.headers);
-  const written = write(parts, c, visit, replay);
+  await place(route, visit, replay, res.headers);
+  const written = write(route, c, visit, replay);
   const wrote = written !== undefined &&
     (settings.wait || visit.refresh ? await written : true);
   replace(
     c,
-    replies.respond(replay, {
+    replies.respond(shown, {
       status: wrote ? "MISS" : "BYPASS",
       age: fresh.initialAge || undefined,
       notModified: holds(visit.headers, replay),
@@ -601,7 +612,7 @@ async function storeNew(
  * headers, else in a new one.
  */
 async function place(
-  parts: SharedParts,
+  route: Route,
   visit: Visit,
   replay: Replay,
   headers: Headers,
@@ -619,7 +630,7 @@ async function place(
     generation: crypto.randomUUID(),
   };
   replay.variants = variants;
-  replay.slot = await parts.keys.variant(
+  replay.slot = await route.keys.variant(
     visit.key,
     variants.generation,
     names,
@@ -633,12 +644,12 @@ async function place(
  * failed: the entry is not written.
  */
 function write(
-  parts: SharedParts,
+  route: Route,
   c: CacheContext,
   visit: Visit,
   replay: Replay,
 ): Promise<boolean> | undefined {
-  const { backend, fail, tags: tagsOption } = parts.settings;
+  const { backend, fail, tags: tagsOption } = route.settings;
   let tags: string[];
   try {
     tags = [...typeof tagsOption === "function" ? tagsOption(c) : tagsOption];
@@ -651,12 +662,15 @@ function write(
   const expire = Math.max(fresh.lifetime - fresh.initialAge, STALE_ON_ARRIVAL);
   const validator = replay.etag !== "" ||
     replay.headers.some(([name]) => name === "last-modified");
+  // Kept past expiry while it can still serve: revalidated (a validator), or
+  // stale for a client's max-stale; never when it may not be served stale.
+  const usable = validator || !fresh.noStale;
   const staleFor = Math.min(
     MAX_SECONDS - expire,
     Math.max(
       fresh.swr ?? 0,
       fresh.sie ?? 0,
-      validator ? REVALIDATION_RETENTION : 0,
+      usable ? STALE_RETENTION : 0,
     ),
   );
   const options = { expire, staleFor, tags, epoch: visit.epoch };
@@ -686,6 +700,6 @@ function write(
       return false;
     },
   );
-  parts.flights.track(c, visit.key, written);
+  route.flights.track(c, visit.key, written);
   return written;
 }

@@ -34,3 +34,25 @@ export async function invalidating(
     ),
   );
 }
+
+/**
+ * Says once per route that a request of another method than GET and HEAD
+ * came through: `cached()` on a POST route is usually a mistake, and it
+ * caches nothing there.
+ */
+export class MethodNotice {
+  #said = false;
+
+  /** Reports the request of `c` through `fail`, the first time only. */
+  note(c: CacheContext, fail: Settings["fail"]): void {
+    if (this.#said) return;
+    this.#said = true;
+    const path = new URL(c.req.url).pathname;
+    fail(
+      new Error(
+        `cached() on ${c.req.method} ${path}: only GET and HEAD are cached`,
+      ),
+      "method",
+    );
+  }
+}

@@ -27,9 +27,10 @@ import { readBounded } from "./_body.ts";
 import { Flights, refreshOf, type Settle } from "./_flight.ts";
 import { etagMatches, parseIfNoneMatch } from "./_http.ts";
 import { RequestKeys } from "./_key.ts";
-import { resolveOptions, type Settings } from "./_options.ts";
+import { resolveOptions } from "./_options.ts";
 import { serveShared } from "./_proxy.ts";
-import { invalidating } from "./_unsafe.ts";
+import type { Route } from "./_route.ts";
+import { invalidating, MethodNotice } from "./_unsafe.ts";
 import {
   approachOf,
   freshLifetime,
@@ -105,6 +106,7 @@ export function cached(options: CachedOptions): CacheMiddleware {
     keys: new RequestKeys(settings),
     flights: new Flights(settings),
     replies: new Replies(settings),
+    methods: new MethodNotice(),
   };
   if (settings.mode === "proxy") {
     return function cached(c, next) {
@@ -114,14 +116,6 @@ export function cached(options: CachedOptions): CacheMiddleware {
   return function cached(c, next) {
     return serve(route, c, next);
   };
-}
-
-/** One `cached()` route: its settings, and the parts that act under them. */
-interface Route {
-  settings: Settings;
-  keys: RequestKeys;
-  flights: Flights;
-  replies: Replies;
 }
 
 /** What one request has learnt on its way through the cache. */
@@ -165,8 +159,9 @@ async function serve(
   const { settings } = route;
   const headers = c.req.raw.headers;
   const approach = approachOf(c.req.method, headers, settings);
-  if (approach === "pass") return await next();
-  if (approach === "invalidate") {
+  if (approach === "pass" || approach === "invalidate") {
+    route.methods.note(c, settings.fail);
+    if (approach === "pass") return await next();
     return await invalidating(settings, route.keys, c, next);
   }
   if (approach === "bypass") return await bypass(route, c, next);

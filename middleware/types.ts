@@ -222,6 +222,34 @@ export type CacheStatus = "HIT" | "MISS" | "BYPASS" | "STALE" | "REVALIDATED";
 export type CacheMode = "app" | "proxy";
 
 /**
+ * The `perUser` form that names the cookies identifying a user: only they
+ * (and `Authorization`) enter the key, and other cookies are ignored.
+ *
+ * @example Keying on the session cookie alone
+ * ```ts
+ * import { Hono } from "hono";
+ * import { cached, type PerUser } from "@cachekit/hono/middleware";
+ * import { MemoryBackend } from "@cachekit/hono/memory";
+ * import assert from "node:assert/strict";
+ *
+ * const perUser: PerUser = { cookies: ["session"] };
+ * const app = new Hono();
+ * app.get("/me", cached({ backend: new MemoryBackend(), perUser }), (c) =>
+ *   c.text(`hello ${c.req.header("cookie")}`));
+ *
+ * await app.request("/me", { headers: { cookie: "session=a; _ga=1" } });
+ * const again = await app.request("/me", {
+ *   headers: { cookie: "_ga=2; session=a" },
+ * });
+ * assert.equal(again.headers.get("x-cache"), "HIT");
+ * ```
+ */
+export interface PerUser {
+  /** The names of the cookies that identify a user. */
+  cookies: string[];
+}
+
+/**
  * Options of {@linkcode cached}.
  *
  * @example A route cached per language, with a tag
@@ -327,11 +355,21 @@ export interface CachedOptions {
    * Caches requests that carry `Authorization` or `Cookie`, keyed per
    * credential: the header values enter the hashed key (never stored in
    * clear), and responses marked `private` may be stored. Off, such requests
-   * bypass the cache.
+   * bypass the cache. `{ cookies: ["session"] }` keys on those cookies (and
+   * `Authorization`) only: other cookies neither bypass nor enter the key.
    *
    * @default {false}
    */
-  perUser?: boolean;
+  perUser?: boolean | PerUser;
+  /**
+   * Cookies that neither make a request bypass the cache nor enter its key,
+   * by name or by pattern: analytics cookies such as `_ga` or `/^_utm/`. The
+   * handler still sees them; a response that sets a cookie is still never
+   * stored.
+   *
+   * @default {[]}
+   */
+  ignoreCookies?: (string | RegExp)[];
   /**
    * Honours a client's `Cache-Control: no-cache` (re-run the handler and
    * refresh the entry) and `no-store` (bypass). Off, any client could make
