@@ -7,6 +7,7 @@ import { OptionChecks } from "../core/options.ts";
 import type { CacheBackend, CacheErrorHandler } from "../backends/types.ts";
 import { type CookieFilter, cookieFilter } from "./_cookies.ts";
 import { headerList } from "./_http.ts";
+import { SHARED_STATUSES } from "./_shared_cache.ts";
 import type {
   AppFetcher,
   CacheContext,
@@ -91,27 +92,6 @@ const DEFAULT_STATUS_HEADER = "X-Cache";
 
 const DEFAULT_STATUSES: readonly number[] = [200];
 
-/**
- * The statuses a shared cache understands and may store (RFC 9111 §3,
- * RFC 9110 §15): never a partial 206, nor a 5xx, which is a failure here.
- */
-const PROXY_STATUSES: readonly number[] = [
-  200,
-  203,
-  204,
-  300,
-  301,
-  302,
-  307,
-  308,
-  404,
-  405,
-  410,
-  414,
-  451,
-  501,
-];
-
 /** The cache's name in `Cache-Status` when `cacheStatus` is `true`. */
 const DEFAULT_CACHE_NAME = "cachekit";
 
@@ -190,7 +170,7 @@ export function resolveOptions(options: CachedOptions): Settings {
     : checks.function<KeyGenerator>("keyGenerator", options.keyGenerator);
   const statuses = statusesOf(
     options.cacheableStatusCodes,
-    proxy ? PROXY_STATUSES : DEFAULT_STATUSES,
+    proxy ? SHARED_STATUSES : DEFAULT_STATUSES,
   );
   const cacheControl = options.cacheControl;
   if (cacheControl !== undefined && typeof cacheControl !== "string") {

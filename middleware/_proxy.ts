@@ -295,9 +295,7 @@ function respond(
 /** Whether the client's conditional request is satisfied by `replay`. */
 function holds(headers: Headers, replay: Replay): boolean {
   if (replay.status !== 200) return false;
-  const lastModified = replay.headers.find(([name]) => name === "last-modified")
-    ?.[1];
-  return clientHasIt(headers, replay.etag || undefined, lastModified);
+  return clientHasIt(headers, replay.etag || undefined, lastModifiedOf(replay));
 }
 
 /**

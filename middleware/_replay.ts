@@ -313,24 +313,30 @@ export async function capture(
 
 /** The entry that keeps `replay`, fresh for `ttl` seconds. */
 export function entryOf(replay: Replay, ttl: number): CacheEntry {
-  const meta: Meta = { status: replay.status, headers: replay.headers, ttl };
-  if (replay.age) meta.age = replay.age;
-  return {
-    kind: ENTRY_KIND.http,
-    body: replay.body,
-    meta: JSON.stringify(meta),
-    etag: replay.etag,
-  };
+  return entryWith(replay, { ttl });
 }
 
 /** The proxy-mode entry that keeps `replay` with the origin's freshness. */
 export function sharedEntryOf(replay: Replay, fresh: Freshness): CacheEntry {
-  const meta: Meta = { status: replay.status, headers: replay.headers, fresh };
+  return entryWith(replay, { fresh });
+}
+
+/** The entry that keeps `replay`, with what its metadata adds. */
+function entryWith(
+  replay: Replay,
+  extra: Pick<Meta, "ttl"> | Pick<Meta, "fresh">,
+): CacheEntry {
+  const meta: Meta = {
+    status: replay.status,
+    headers: replay.headers,
+    ...extra,
+  };
   if (replay.age) meta.age = replay.age;
   return {
     kind: ENTRY_KIND.http,
     body: replay.body,
     meta: JSON.stringify(meta),
+    // Proxy mode keeps the origin's tag alone: none when it sent none.
     etag: replay.etag || undefined,
   };
 }

@@ -184,15 +184,17 @@ function lifetimeOf(input: FreshnessInput, date: number): number {
   return input.expire ?? 0;
 }
 
-/** Statuses whose meaning this cache understands, for `must-understand`. */
-const UNDERSTOOD = new Set([
+/**
+ * The statuses a shared cache understands and stores by default (RFC 9111
+ * §3, RFC 9110 §15): never a partial 206, nor a 5xx, which is a failure here.
+ */
+export const SHARED_STATUSES: readonly number[] = [
   200,
   203,
   204,
   300,
   301,
   302,
-  303,
   307,
   308,
   404,
@@ -201,7 +203,13 @@ const UNDERSTOOD = new Set([
   414,
   451,
   501,
-]);
+];
+
+/**
+ * Statuses whose meaning this cache understands, for `must-understand`: a
+ * 303 too, which it never stores (its response is for another URL).
+ */
+const UNDERSTOOD = new Set([...SHARED_STATUSES, 303]);
 
 /** Partial content: never stored, whatever the options say. */
 const PARTIAL_CONTENT = 206;
