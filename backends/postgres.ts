@@ -34,8 +34,10 @@ import { Connection, withTimeout } from "./_postgres/connection.ts";
 import { Database } from "./_postgres/database.ts";
 import { Eviction } from "./_postgres/eviction.ts";
 import { LocalTier } from "./_postgres/local_tier.ts";
-import { Locks } from "./_postgres/locks.ts";
-import { NOTIFY, TierSync } from "./_postgres/notify.ts";
+import { type KeyLocks, Locks } from "./_postgres/locks.ts";
+import { Leases } from "./_postgres/leases.ts";
+import { NOTIFY, type TierCoherence, TierSync } from "./_postgres/notify.ts";
+import { TierPoll } from "./_postgres/poll.ts";
 import {
   type PostgresBackendOptions,
   type ResolvedOptions,
@@ -134,8 +136,8 @@ export class PostgresBackend implements CacheBackend {
   #writes: Writes;
   #eviction: Eviction;
   #sweeper: Sweeper;
-  #locks: Locks;
-  #sync: TierSync | undefined;
+  #locks: KeyLocks;
+  #sync: TierCoherence | undefined;
   #counters = zeroCounters();
   #closed: Promise<void> | undefined;
 
@@ -164,15 +166,28 @@ export class PostgresBackend implements CacheBackend {
       db.query(op, text, params);
     const guard = <T>(op: string, fn: () => Promise<T>) => db.guard(op, fn);
     const failed = (error: unknown, op: string) => db.report(error, op);
+    const pooler = sql.pooler;
+    let poll: TierPoll | undefined;
+    let sync: TierSync | undefined;
     if (resolved.local) {
-      const { maxEntries, maxBytes, maxAgeMs } = resolved.local;
-      this.#sync = new TierSync(new LocalTier(maxEntries, maxBytes, maxAgeMs), {
-        namespace,
-        tableName: resolved.tableName,
-        notify: (channel, payload, options) =>
-          db.query("notify", NOTIFY, [channel, payload], options),
-        failed: (error) => failed(error, "listen"),
-      });
+      const { maxEntries, maxBytes, maxAgeMs, pollIntervalMs } = resolved.local;
+      const tier = new LocalTier(maxEntries, maxBytes, maxAgeMs);
+      this.#sync = pooler
+        ? poll = new TierPoll(tier, {
+          namespace,
+          sql: pooler,
+          intervalMs: pollIntervalMs,
+          query: (op, text, params, options) =>
+            db.query(op, text, params, options),
+          failed: (error) => failed(error, "poll"),
+        })
+        : sync = new TierSync(tier, {
+          namespace,
+          tableName: resolved.tableName,
+          notify: (channel, payload, options) =>
+            db.query("notify", NOTIFY, [channel, payload], options),
+          failed: (error) => failed(error, "listen"),
+        });
     }
     this.#reads = new Reads({
       ...resolved,
@@ -201,16 +216,20 @@ export class PostgresBackend implements CacheBackend {
       { sql, batchSize: resolved.sweepBatchSize, query, closing, failed },
       resolved.sweepInterval,
     );
-    this.#locks = new Locks({
-      ...resolved,
-      connection: this.#connection,
-      guard,
-    });
+    this.#locks = pooler
+      ? new Leases({
+        ...resolved,
+        sql: pooler,
+        connection: this.#connection,
+        guard,
+      })
+      : new Locks({ ...resolved, connection: this.#connection, guard });
     // Keep a failed start from becoming an unhandled rejection; requests see
     // the error through the connection and go on without the cache.
     this.#connection.driver.catch((error) => failed(error, "connect"));
     if (resolved.createTable) void this.#connection.ready().catch(() => {});
-    this.#sync?.listen(this.#connection.driver);
+    sync?.listen(this.#connection.driver);
+    poll?.start();
   }
 
   /**
@@ -581,7 +600,9 @@ export class PostgresBackend implements CacheBackend {
    * releases if the process dies. When the lock is taken, the entry is read
    * again on the same connection, after the lock, so that a value written by
    * the previous holder is seen. Drivers without sessions (an embedded
-   * database) always acquire.
+   * database) always acquire. With `pooler: "transaction"` the lock is a
+   * lease row, taken and followed by the re-read in one statement, which
+   * another process takes over once `leaseTimeout` passed.
    *
    * @param key The key.
    * @param options The etags the client holds, for the re-read.

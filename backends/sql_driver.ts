@@ -342,6 +342,39 @@ export type PostgresClient =
   | PGliteClient
   | SqlDriver;
 
+/**
+ * How {@linkcode toSqlDriver} runs statements.
+ *
+ * @example Statements that a transaction-mode pooler can carry
+ * ```ts
+ * import {
+ *   type SqlDriverOptions,
+ *   toSqlDriver,
+ * } from "@cachekit/hono/sql-driver";
+ * import assert from "node:assert/strict";
+ *
+ * // Behind PgBouncer in transaction mode, a prepared statement would be
+ * // missing on the next server connection.
+ * const options: SqlDriverOptions = { prepare: false };
+ * const driver = toSqlDriver({
+ *   query: () => Promise.resolve([{ ok: true }]),
+ *   close: () => Promise.resolve(),
+ * }, false, options);
+ * assert.deepEqual(await driver.query("SELECT true AS ok", []), [{ ok: true }]);
+ * ```
+ */
+export interface SqlDriverOptions {
+  /**
+   * Whether postgres.js prepares named statements, once per connection.
+   * `false` behind a transaction-mode pooler: every statement is parsed
+   * unnamed, in the transaction that runs it. Other clients are not
+   * changed.
+   *
+   * @default {true}
+   */
+  prepare?: boolean;
+}
+
 function isPostgresJs(client: PostgresClient): client is PostgresJsClient {
   return typeof (client as PostgresJsClient).unsafe === "function";
 }
@@ -369,6 +402,7 @@ function isSqlDriver(client: PostgresClient): client is SqlDriver {
  *
  * @param client The connection source.
  * @param owned Whether `close()` closes the client too.
+ * @param options How statements are run.
  * @returns The driver.
  * @throws {TypeError} If `client` is none of the accepted kinds.
  *
@@ -385,7 +419,9 @@ function isSqlDriver(client: PostgresClient): client is SqlDriver {
 export function toSqlDriver(
   client: PostgresClient,
   owned = false,
+  options?: SqlDriverOptions,
 ): SqlDriver {
+  const prepare = options?.prepare ?? true;
   if (client === null || typeof client !== "object" && !isFunction(client)) {
     throw new TypeError(
       `Cannot use client: expected a postgres.js Sql, a deno-postgres Pool, a PGlite instance or a SqlDriver: received ${client}`,
@@ -394,16 +430,14 @@ export function toSqlDriver(
   if (isPostgresJs(client)) {
     const lockConfig = pgConfigOf(client.options);
     return {
-      async query(text, params, options) {
-        const pending = client.unsafe(text, params as never[], {
-          prepare: true,
-        });
+      async query(text, params, run) {
+        const pending = client.unsafe(text, params as never[], { prepare });
         const cancel = () => void pending.cancel?.();
-        options?.signal?.addEventListener("abort", cancel, { once: true });
+        run?.signal?.addEventListener("abort", cancel, { once: true });
         try {
           return [...await pending];
         } finally {
-          options?.signal?.removeEventListener("abort", cancel);
+          run?.signal?.removeEventListener("abort", cancel);
         }
       },
       // Not `sql.reserve()`: see _pg_session.ts.

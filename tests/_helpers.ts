@@ -43,11 +43,12 @@ export async function withServer<T>(
   }
 }
 
-/** SQL that drops a backend's table, its epochs table and its functions. */
+/** SQL that drops a backend's table, its epochs and leases tables and its functions. */
 export function dropTableSql(table: string): string {
-  return `DROP TABLE IF EXISTS "${table}", "${table}_epochs";
+  return `DROP TABLE IF EXISTS "${table}", "${table}_epochs", "${table}_leases";
 DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint);
-DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`;
+DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[]);
+DROP FUNCTION IF EXISTS "${table}_lease"(text, text[], text[], text[], text[], float8)`;
 }
 
 /** Drops a table of the real server, with its eviction function. */

@@ -58,7 +58,11 @@ export class Connection {
   ) {
     this.#options = options;
     this.#checkOpen = checkOpen;
-    this.driver = openDriver(options.source, options.connectTimeout);
+    this.driver = openDriver(
+      options.source,
+      options.connectTimeout,
+      !options.pooler,
+    );
     if (options.source.kind === "dsn") this.#warm(options.source.minSize);
   }
 
@@ -124,7 +128,9 @@ export class Connection {
     await this.ready();
     this.#roundTrips++;
     return [
-      ...await transaction.unsafe(text, params as never[], { prepare: true }),
+      ...await transaction.unsafe(text, params as never[], {
+        prepare: !this.#options.pooler,
+      }),
     ];
   }
 
@@ -186,25 +192,31 @@ export class Connection {
   }
 }
 
-/** The driver for `source`; a pool built here is closed with the backend. */
+/**
+ * The driver for `source`; a pool built here is closed with the backend.
+ * Without `prepare` (behind a transaction-mode pooler) no statement is
+ * prepared by name.
+ */
 function openDriver(
   source: Source,
   connectTimeout: number,
+  prepare: boolean,
 ): Promise<SqlDriver> {
   switch (source.kind) {
     case "dsn":
       return Promise.resolve(toSqlDriver(
         postgres(source.dsn, {
           max: source.maxSize,
-          prepare: true,
+          prepare,
           onnotice: () => {},
           connect_timeout: Math.ceil(connectTimeout / 1000),
           idle_timeout: 300,
         }),
         true,
+        { prepare },
       ));
     case "client":
-      return Promise.resolve(toSqlDriver(source.client));
+      return Promise.resolve(toSqlDriver(source.client, false, { prepare }));
     case "embedded":
       return (async () => {
         const PGlite = source.embedded.PGlite ?? await loadPGlite();

@@ -89,6 +89,16 @@ export class LocalTier {
     this.#slots.clear();
     if (listening) this.#listening = true;
   }
+
+  /**
+   * Drops every local copy and serves nothing until the next
+   * `reset(true)`: changes are not being heard.
+   */
+  pause(): void {
+    this.generation++;
+    this.#slots.clear();
+    this.#listening = false;
+  }
 }
 
 /** A 32-bit FNV-1a hash of `text`, as 8 hex digits. */

@@ -36,6 +36,27 @@ export interface LockedLookup {
   lock: KeyLock | undefined;
 }
 
+/**
+ * Cross-process locks on keys: {@linkcode Locks} on a session, or leases
+ * behind a transaction-mode pooler.
+ */
+export interface KeyLocks {
+  /** Tries to lock `key`; a taken lock comes with the entry read after it. */
+  lock(key: string, etags: readonly string[]): Promise<KeyLock>;
+  /**
+   * Reads `key` and, only when its entry is missing or stale, tries its lock
+   * in the same round trip; `undefined` when it cannot (no sessions).
+   */
+  lookupOrLock(
+    key: string,
+    etags: readonly string[],
+  ): Promise<LockedLookup | undefined>;
+  /** Resolves once every release begun so far has settled. */
+  settle(): Promise<void>;
+  /** Lets go of what the locks hold open. */
+  close(): Promise<void>;
+}
+
 /** A lock attempt waiting for its batch. */
 interface Attempt {
   key: string;
@@ -60,7 +81,7 @@ interface Unlock {
 }
 
 /** The lock session of one backend, and the locks taken on it. */
-export class Locks {
+export class Locks implements KeyLocks {
   #context: LockContext;
   #session: Promise<SqlSession> | undefined;
   #releases = new Set<Promise<void>>();

@@ -55,8 +55,29 @@ export interface SyncContext {
   failed(error: unknown): void;
 }
 
+/**
+ * A local tier, and what keeps it and the other instances' coherent:
+ * {@linkcode TierSync} (LISTEN/NOTIFY), or a poll of a change counter
+ * behind a transaction-mode pooler.
+ */
+export interface TierCoherence {
+  /** The tier itself. */
+  readonly tier: LocalTier;
+  /**
+   * Drops local copies here and announces it: `keys` of `namespace`, where
+   * `null` stands for all of them.
+   */
+  announce(
+    keys: string[] | null,
+    options?: TransactionOptions,
+    namespace?: string | null,
+  ): Promise<void>;
+  /** Stops hearing of changes. */
+  close(): Promise<void>;
+}
+
 /** A local tier, and the announcements that keep it and the others' coherent. */
-export class TierSync {
+export class TierSync implements TierCoherence {
   /** The tier itself. */
   readonly tier: LocalTier;
   #context: SyncContext;

@@ -49,6 +49,16 @@ export interface LocalCacheOptions {
    * @default {60}
    */
   maxAge?: number;
+  /**
+   * With `pooler: "transaction"`, where LISTEN is not available: seconds
+   * between two reads of the namespace's change counter. A change made by
+   * another instance drops this instance's local copies within
+   * `pollInterval` plus `queryTimeout`; while the counter cannot be read,
+   * nothing is served from this process. Ignored without a pooler.
+   *
+   * @default {1}
+   */
+  pollInterval?: number;
 }
 
 /**
@@ -172,6 +182,29 @@ export interface PostgresBackendOptions {
    */
   maxSize?: number;
   /**
+   * `"transaction"` when a pooler in transaction mode (PgBouncer's
+   * `pool_mode = transaction`, most managed poolers) stands between the
+   * backend and PostgreSQL, so that every transaction may land on another
+   * server connection. The backend then keeps no session state: no prepared
+   * statements, no session advisory locks (cross-process locks are lease
+   * rows that expire after `leaseTimeout`), no LISTEN (`localCache` polls a
+   * change counter every `localCache.pollInterval`). It cannot be detected
+   * reliably, so it is said here.
+   *
+   * @default {"none"}
+   */
+  pooler?: "none" | "transaction";
+  /**
+   * With `pooler: "transaction"`: milliseconds after which a cross-process
+   * lock (a lease row) whose holder neither wrote nor released is taken
+   * over, so that a holder that crashed blocks its key at most this long.
+   * Keep it above the slowest computation: a lease that expires while its
+   * holder still computes lets one more process compute the key.
+   *
+   * @default {30000}
+   */
+  leaseTimeout?: number;
+  /**
    * The most entries kept in the namespace; beyond it the oldest are
    * evicted, in small batches triggered by writes.
    *
@@ -186,12 +219,14 @@ export interface PostgresBackendOptions {
    */
   maxBytes?: number;
   /**
-   * An in-process tier in front of PostgreSQL. Every instance that sharing
+   * An in-process tier in front of PostgreSQL. Every instance sharing
    * the namespace must enable it: writes, deletes, tag purges and clears are
    * announced with NOTIFY, and every instance drops its local copy on the
    * announcement. After the listening connection reconnects, all local
    * copies are dropped. Needs a driver that can LISTEN (postgres.js,
-   * PGlite).
+   * PGlite). With `pooler: "transaction"` every change counts in the
+   * namespace's change counter instead, which each instance reads every
+   * `pollInterval`; any driver will do.
    *
    * @default {undefined} no local tier
    */
@@ -291,7 +326,16 @@ export interface ResolvedOptions {
   /** Batches of reads (and of writes) in flight at once. */
   maxInflight: number;
   maxQueuedWrites: number;
-  local?: { maxEntries: number; maxBytes: number; maxAgeMs: number };
+  local?: {
+    maxEntries: number;
+    maxBytes: number;
+    maxAgeMs: number;
+    pollIntervalMs: number;
+  };
+  /** Whether a transaction-mode pooler is in front: no session state. */
+  pooler: boolean;
+  /** Seconds a lease lasts, under a pooler. */
+  leaseSeconds: number;
   breakerThreshold: number;
   breakerCooldown: number;
   now: () => number;
@@ -314,6 +358,8 @@ const OPTIONS: readonly string[] = [
   "maxEntries",
   "maxBytes",
   "localCache",
+  "pooler",
+  "leaseTimeout",
   "maxQueuedWrites",
   "maxBatchSize",
   "sweepInterval",
@@ -329,6 +375,7 @@ const LOCAL_OPTIONS: readonly string[] = [
   "maxEntries",
   "maxBytes",
   "maxAge",
+  "pollInterval",
 ] satisfies (keyof LocalCacheOptions)[];
 const EMBEDDED_OPTIONS: readonly string[] = [
   "dataDir",
@@ -358,10 +405,24 @@ export function resolveOptions(
     }
     checks.known(local, LOCAL_OPTIONS, "localCache.");
   }
+  const pooler = options.pooler ?? "none";
+  if (pooler !== "none" && pooler !== "transaction") {
+    checks.type("pooler", `"none" or "transaction"`, pooler);
+  }
   return {
     namespace,
     tableName: parts.join("."),
-    sql: statements(parts, options.unlogged ?? true, namespace),
+    sql: statements(
+      parts,
+      options.unlogged ?? true,
+      namespace,
+      pooler === "transaction",
+    ),
+    pooler: pooler === "transaction",
+    leaseSeconds: checks.positiveInteger(
+      "leaseTimeout",
+      options.leaseTimeout ?? 30_000,
+    ) / 1000,
     source,
     createTable: checks.boolean("createTable", options.createTable ?? true),
     sweepInterval: checks.nonNegativeNumber(
@@ -406,6 +467,10 @@ export function resolveOptions(
       maxAgeMs: checks.nonNegativeNumber(
         "localCache.maxAge",
         local.maxAge ?? 60,
+      ) * 1000,
+      pollIntervalMs: checks.positiveSeconds(
+        "localCache.pollInterval",
+        local.pollInterval ?? 1,
       ) * 1000,
     },
     breakerThreshold: checks.positiveInteger(

@@ -5,7 +5,7 @@ import type { zeroCounters } from "../_stats.ts";
 import { Batcher } from "./batch.ts";
 import { withTimeout } from "./connection.ts";
 import type { LocalTier } from "./local_tier.ts";
-import type { LockedLookup, Locks } from "./locks.ts";
+import type { KeyLocks, LockedLookup } from "./locks.ts";
 import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
@@ -79,7 +79,7 @@ export class Reads {
   async lookupOrLock(
     key: string,
     etags: readonly string[],
-    locks: Locks,
+    locks: KeyLocks,
   ): Promise<LockedLookup> {
     const { tier, counters } = this.#context;
     const local = tier?.get(key, etags);

@@ -2,6 +2,7 @@
 // table name, and the builders of the parameters whose order it fixes.
 import type { CacheEntry } from "../types.ts";
 import type { WriteTerms } from "../_validate.ts";
+import { type PoolerStatements, poolerStatements } from "./pooler_sql.ts";
 
 /** Table names: an optional schema, then a name, each a plain identifier. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
@@ -72,6 +73,8 @@ export interface Statements {
   stats: string;
   vacuum: string;
   namespaces: string;
+  /** The statements of `pooler: "transaction"`, only under it. */
+  pooler?: PoolerStatements;
 }
 
 /** The parameters of one row of {@linkcode Statements.writeMany}. */
@@ -118,6 +121,7 @@ export function statements(
   parts: string[],
   unlogged: boolean,
   namespace: string,
+  pooler = false,
 ): Statements {
   const table = parts.map(quote).join(".");
   const name = parts[parts.length - 1];
@@ -133,7 +137,11 @@ export function statements(
   // missing row (made by every backend as it starts) reads as epoch 0.
   const epochJoin = `(SELECT epoch FROM ${epochs} WHERE namespace = $1::text
   FOR SHARE) AS ep`;
+  const pooled = pooler
+    ? poolerStatements({ table, epochs, qualified, literal })
+    : undefined;
   return {
+    pooler: pooled,
     table,
     // Many upserts in one statement: a VALUES row per key, so that every
     // value is its own typed parameter.
@@ -152,12 +160,22 @@ export function statements(
   ON CONFLICT (namespace) DO NOTHING
 )
 SELECT to_regclass($2) IS NOT NULL AND to_regprocedure($3) IS NOT NULL
-  AND to_regprocedure($4) IS NOT NULL AS present`,
+  AND to_regprocedure($4) IS NOT NULL${
+      pooled ? `\n  AND ${pooled.present}` : ""
+    } AS present`,
     evictSignature:
       `${evictFunction}(text,bigint,bigint,integer,bigint,bigint)`,
     purgeSignature: `${purgeFunction}(text,text,text[])`,
     purge: `SELECT * FROM ${purgeFunction}($1::text, $2::text, $3::text[])`,
-    create: createSql({ table, name, unlogged, namespace, lockKey, qualified }),
+    create: createSql({
+      table,
+      name,
+      unlogged,
+      namespace,
+      lockKey,
+      qualified,
+      extra: pooled?.create,
+    }),
     // One row, found or not: the namespace's epoch comes with it.
     read: `SELECT coalesce(ep.epoch, 0) AS epoch, e.kind,
   CASE WHEN e.etag IS NOT NULL AND (e.etag = ANY($3::text[]) OR '*' = ANY($3::text[]))
@@ -275,6 +293,8 @@ interface DdlParts {
   namespace: string;
   lockKey: string;
   qualified(suffix: string): string;
+  /** More DDL, run after the table's, in the same block. */
+  extra?: string;
 }
 
 /**
@@ -282,7 +302,7 @@ interface DdlParts {
  * serializes concurrent creators and is released at its end.
  */
 function createSql(
-  { table, name, unlogged, namespace, lockKey, qualified }: DdlParts,
+  { table, name, unlogged, namespace, lockKey, qualified, extra }: DdlParts,
 ): string {
   const evictFunction = qualified("evict");
   const purgeFunction = qualified("purge");
@@ -323,6 +343,7 @@ CREATE TABLE IF NOT EXISTS ${epochs} (
 ${purgeFunctionSql(table, purgeFunction, epochs)}
 INSERT INTO ${epochs} (namespace, epoch) VALUES (${literal(namespace)}, 0)
   ON CONFLICT (namespace) DO NOTHING;
+${extra ?? ""}
 END $cachekit$`;
 }
 

@@ -1,5 +1,5 @@
 // The sweep of expired rows, on one instance at a time, in bounded batches,
-// and the vacuum after it.
+// of expired leases behind a pooler, and the vacuum after it.
 import { unrefTimer } from "../../core/time.ts";
 import type { Row } from "./rows.ts";
 import type { Statements } from "./sql.ts";
@@ -54,6 +54,10 @@ export class Sweeper {
       const deleted = Number(rows[0]?.n ?? 0);
       total += deleted;
       if (deleted < batchSize) break;
+    }
+    // Behind a pooler, leases whose holders died are deleted too.
+    if (sql.pooler && !closing()) {
+      await query("sweep", sql.pooler.sweepLeases, []);
     }
     await this.#vacuumTable();
     return total;

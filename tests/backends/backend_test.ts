@@ -1,6 +1,7 @@
 // The conformance suite of the CacheBackend interface, run against every kind
 // of backendKinds (memory, PostgresBackend on PGlite, PostgresBackend on the
-// real server), and the expiry tests that only a database can answer: an
+// real server) and through PgBouncer in transaction mode (tests/_pgbouncer.ts),
+// and the expiry tests that only a database can answer: an
 // expired row stays in place until sweep() removes it.
 //
 // Expiry is tested without sleeping: MemoryBackend gets an injected clock,
@@ -18,6 +19,7 @@ import {
   uniqueTable,
   withServer,
 } from "../_helpers.ts";
+import { pgbouncerKind } from "../_pgbouncer.ts";
 
 type Row = Record<string, unknown>;
 type Query = (text: string, params?: unknown[]) => Promise<Row[]>;
@@ -25,9 +27,13 @@ type Query = (text: string, params?: unknown[]) => Promise<Row[]>;
 const MEMORY = "memory";
 const PGLITE = "postgres on PGlite";
 const SERVER = "postgres on the real server";
+const POOLER = "postgres through PgBouncer";
 
-for (const kind of backendKinds) {
-  if (![MEMORY, PGLITE, SERVER].includes(kind.name)) {
+/** Every kind of the suite: those of _helpers.ts, and through PgBouncer. */
+const kinds: BackendKind[] = [...backendKinds, pgbouncerKind];
+
+for (const kind of kinds) {
+  if (![MEMORY, PGLITE, SERVER, POOLER].includes(kind.name)) {
     throw new Error(`backend_test.ts does not know the kind ${kind.name}`);
   }
 }
@@ -38,7 +44,7 @@ function queryOf(kind: BackendKind): Query {
     return async (text, params = []) =>
       (await (await pglite()).query(text, params)).rows as Row[];
   }
-  if (kind.name === SERVER) {
+  if (kind.name === SERVER || kind.name === POOLER) {
     return (text, params = []) =>
       withServer(async (sql) => [...await sql.unsafe(text, params as never[])]);
   }
@@ -114,7 +120,7 @@ function conformance(
   name: string,
   fn: (harness: Harness, kind: BackendKind) => Promise<void>,
 ): void {
-  for (const kind of backendKinds) {
+  for (const kind of kinds) {
     Deno.test({
       name: `${kind.name}: ${name}`,
       ignore: !kind.available,
@@ -254,7 +260,7 @@ conformance(
   },
 );
 
-for (const kind of backendKinds) {
+for (const kind of kinds) {
   for (
     const namespace of ["myapp-cache", uniqueNamespace(), "a'b\"c;%_ -- x"]
   ) {
@@ -493,7 +499,7 @@ conformance(
 // ---------------------------------------------------------------------------
 // PostgresBackend only: expired rows stay in place until sweep()
 
-for (const kind of backendKinds.filter((k) => k.name !== MEMORY)) {
+for (const kind of kinds.filter((k) => k.name !== MEMORY)) {
   Deno.test({
     name:
       `${kind.name}: an expired row is not deleted by reads; sweep() deletes it and counts it`,
