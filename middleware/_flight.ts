@@ -14,6 +14,7 @@ import { delay, withinTime } from "../core/time.ts";
 import { withWeak } from "./_http.ts";
 import type { Fail, Settings } from "./_options.ts";
 import type { Replay } from "./_replay.ts";
+import { type Telemetry, telemetryFor } from "./_telemetry.ts";
 import type { AppFetcher, CacheContext } from "./types.ts";
 
 /** A computation in flight, shared by the requests that wait for it. */
@@ -85,6 +86,7 @@ export class Flights {
   #lock: ((key: string) => Promise<KeyLock>) | undefined;
   #lockTimeout: number;
   #fail: Fail;
+  #telemetry: Telemetry;
 
   constructor(
     settings: Pick<
@@ -100,6 +102,7 @@ export class Flights {
       : undefined;
     this.#lockTimeout = settings.lockTimeout;
     this.#fail = settings.fail;
+    this.#telemetry = telemetryFor(backend);
   }
 
   /** Whether a computation first takes the key's lock across processes. */
@@ -117,10 +120,12 @@ export class Flights {
   ): Promise<EntryLookup | "failed"> {
     const backend = this.#backend;
     const options = { etags: withWeak(etags) };
-    try {
-      return backend.lookup
+    const read = async (): Promise<EntryLookup> =>
+      backend.lookup
         ? await backend.lookup(key, options)
         : { entry: await backend.readEntry(key, options), epoch: undefined };
+    try {
+      return await this.#telemetry.lookup(key, read);
     } catch (error) {
       this.#fail(error, "readEntry", key);
       return "failed";
@@ -179,6 +184,30 @@ export class Flights {
   }
 
   /**
+   * Follows `write`, the backend's write of an entry whose body is `size`
+   * bytes, at `at` (a proxy-mode variant's key) or at `key`: traced, a
+   * failure reported, and tracked under `key`. Resolves to whether it
+   * stored.
+   */
+  writing(
+    c: CacheContext,
+    key: string,
+    write: Promise<unknown>,
+    size: number,
+    at: string = key,
+  ): Promise<boolean> {
+    const written = this.#telemetry.write(at, size, write).then(
+      () => true,
+      (error) => {
+        this.#fail(error, "writeEntry", at);
+        return false;
+      },
+    );
+    this.track(c, key, written);
+    return written;
+  }
+
+  /**
    * Tracks `write` (resolving to whether it stored) of `key`: reads of this
    * process wait for it rather than compute again.
    */
@@ -205,19 +234,31 @@ export class Flights {
   ): Promise<Acquired | undefined> {
     const lock = this.#lock;
     if (!lock) return undefined;
+    try {
+      return await this.#telemetry.span(
+        "cachekit.lock",
+        key,
+        () => this.#wait(lock, key, reading),
+      );
+    } catch (error) {
+      this.#fail(error, "lock", key);
+      return undefined;
+    }
+  }
+
+  /** `acquire`'s tries of a held lock; rejects when the backend fails. */
+  async #wait(
+    lock: (key: string) => Promise<KeyLock>,
+    key: string,
+    reading: boolean,
+  ): Promise<Acquired | undefined> {
     const deadline = Date.now() + this.#lockTimeout;
     // Doubling pauses: the holder's entry usually lands within a few.
     for (
       let pause = FIRST_PAUSE_MS;;
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS)
     ) {
-      let held: KeyLock;
-      try {
-        held = await lock(key);
-      } catch (error) {
-        this.#fail(error, "lock", key);
-        return undefined;
-      }
+      const held = await lock(key);
       if (held.acquired) {
         const entry = held.entry;
         if (

@@ -48,6 +48,7 @@ import {
   withheldFields,
 } from "./_shared_cache.ts";
 import type { Route } from "./_route.ts";
+import { keyed } from "./_telemetry.ts";
 import { invalidating } from "./_unsafe.ts";
 import type { CacheContext, CacheStatus } from "./types.ts";
 
@@ -129,6 +130,7 @@ export async function serveShared(
     settings.fail(error, "key");
     return await forwardUntouched(route, c, next, "key");
   }
+  keyed(c, key);
   const refresh = refreshOf(c.req.raw) !== undefined;
   const visit: Visit = {
     key,
@@ -691,13 +693,11 @@ function write(
       ),
     );
   }
-  const written = Promise.all(writes).then(
-    () => true,
-    (error) => {
-      fail(error, "writeEntry", slot);
-      return false;
-    },
+  return route.flights.writing(
+    c,
+    visit.key,
+    Promise.all(writes),
+    replay.body.byteLength,
+    slot,
   );
-  route.flights.track(c, visit.key, written);
-  return written;
 }

@@ -112,6 +112,18 @@ const REPORTS: Record<CacheStatus, StatusReport> = {
   REVALIDATED: { fwd: "stale", fwdStatus: NOT_MODIFIED, stored: true },
 };
 
+/** The status each response of {@linkcode Replies} was marked with. */
+const statuses = new WeakMap<Response, CacheStatus>();
+
+/**
+ * The cache status `res` was given by {@linkcode Replies}, whether or not a
+ * header says it (`cacheStatusHeader: false`); `undefined` for a response
+ * the cache did not mark.
+ */
+export function statusOf(res: Response): CacheStatus | undefined {
+  return statuses.get(res);
+}
+
 /** Builds the responses of one route, with its headers. */
 export class Replies {
   #cacheControl: string | undefined;
@@ -174,10 +186,12 @@ export class Replies {
     }
     if (varyHeader) headers.push(["vary", varyValue(storedVary, varyHeader)]);
     const bodiless = notModified || BODILESS.has(replay.status);
-    return new Response(
+    const res = new Response(
       bodiless ? null : replay.body as BodyInit,
       { status: notModified ? NOT_MODIFIED : replay.status, headers },
     );
+    statuses.set(res, options.status);
+    return res;
   }
 
   /**
@@ -211,6 +225,7 @@ export class Replies {
       );
     }
     if (this.#varyHeader) mergeVary(headers, this.#varyHeader);
+    statuses.set(res, status);
     return res;
   }
 

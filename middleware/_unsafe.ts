@@ -3,6 +3,7 @@
 import type { RequestKeys } from "./_key.ts";
 import type { Settings } from "./_options.ts";
 import { changedResource } from "./_policy.ts";
+import { telemetryFor } from "./_telemetry.ts";
 import type { CacheContext } from "./types.ts";
 
 /**
@@ -28,9 +29,11 @@ export async function invalidating(
     fail(error, "key");
     return;
   }
+  const telemetry = telemetryFor(backend);
   await Promise.all(
     changed.map((key) =>
-      backend.delete(key).catch((error) => fail(error, "delete", key))
+      telemetry.span("cachekit.invalidate", key, () => backend.delete(key))
+        .catch((error) => fail(error, "delete", key))
     ),
   );
 }

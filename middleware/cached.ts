@@ -30,6 +30,7 @@ import { RequestKeys } from "./_key.ts";
 import { resolveOptions } from "./_options.ts";
 import { serveShared } from "./_proxy.ts";
 import type { Route } from "./_route.ts";
+import { keyed, telemetryFor } from "./_telemetry.ts";
 import { invalidating, MethodNotice } from "./_unsafe.ts";
 import {
   approachOf,
@@ -100,7 +101,10 @@ import type { CacheContext, CachedOptions, CacheMiddleware } from "./types.ts";
  * ```
  */
 export function cached(options: CachedOptions): CacheMiddleware {
-  const settings = resolveOptions(options);
+  const resolved = resolveOptions(options);
+  const telemetry = telemetryFor(resolved.backend);
+  // Every report to onError is counted, in either mode.
+  const settings = { ...resolved, fail: telemetry.counting(resolved.fail) };
   const route: Route = {
     settings,
     keys: new RequestKeys(settings),
@@ -108,13 +112,9 @@ export function cached(options: CachedOptions): CacheMiddleware {
     replies: new Replies(settings),
     methods: new MethodNotice(),
   };
-  if (settings.mode === "proxy") {
-    return function cached(c, next) {
-      return serveShared(route, c, next);
-    };
-  }
+  const path = settings.mode === "proxy" ? serveShared : serve;
   return function cached(c, next) {
-    return serve(route, c, next);
+    return telemetry.request(route, c, next, path);
   };
 }
 
@@ -172,6 +172,7 @@ async function serve(
     settings.fail(error, "key");
     return await bypass(route, c, next);
   }
+  keyed(c, key);
   const refresh = refreshOf(c.req.raw);
   const visit: Visit = {
     key,
@@ -403,22 +404,15 @@ function write(
   ttl: number,
   tags: string[],
 ): Promise<boolean> {
-  const { backend, fail, staleFor } = route.settings;
+  const { backend, staleFor } = route.settings;
   const key = visit.key;
-  const written = backend.writeEntry(key, entryOf(replay, ttl), {
+  const write = backend.writeEntry(key, entryOf(replay, ttl), {
     expire: ttl,
     staleFor,
     tags,
     epoch: visit.epoch,
-  }).then(
-    () => true,
-    (error) => {
-      fail(error, "writeEntry", key);
-      return false;
-    },
-  );
-  route.flights.track(c, key, written);
-  return written;
+  });
+  return route.flights.writing(c, key, write, replay.body.byteLength);
 }
 
 /** The entry's tags; `undefined`, reported, when the tags function throws. */

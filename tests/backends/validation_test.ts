@@ -590,7 +590,7 @@ Deno.test("unknown options: new PostgresBackend({ tabel }) is a TypeError that s
     ],
     [
       { client, frobnicate: true },
-      'Cannot create PostgresBackend: unknown option "frobnicate": the options are dsn, client, embedded, namespace, table, unlogged, createTable, minSize, maxSize, maxEntries, maxBytes, localCache, maxQueuedWrites, maxBatchSize, sweepInterval, sweepBatchSize, queryTimeout, connectTimeout, breakerThreshold, breakerCooldown, now, onError',
+      'Cannot create PostgresBackend: unknown option "frobnicate": the options are dsn, client, embedded, namespace, table, unlogged, createTable, minSize, maxSize, maxEntries, maxBytes, localCache, pooler, leaseTimeout, maxQueuedWrites, maxBatchSize, sweepInterval, sweepBatchSize, queryTimeout, connectTimeout, breakerThreshold, breakerCooldown, now, onError',
     ],
   ];
   for (const [options, message] of cases) {
