@@ -25,7 +25,8 @@ export function typeName(value: unknown): string {
 /**
  * `value` as an error message shows what it received: numbers, booleans,
  * `null` and `undefined` as written, strings quoted with their type
- * (`"120" (a string)`), anything else by its type.
+ * (`"120" (a string)`), plain objects by their keys, anything else by its
+ * type.
  */
 export function describe(value: unknown): string {
   switch (typeof value) {
@@ -37,8 +38,27 @@ export function describe(value: unknown): string {
     case "string":
       return `${preview(value)} (a string)`;
     default:
-      return value === null ? "null" : `${article(typeName(value))}`;
+      if (value === null) return "null";
+      return isPlainObject(value)
+        ? `an object with ${keysOf(value)}`
+        : `${article(typeName(value))}`;
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/** The first keys of a plain object, for a message: `keys a, b`. */
+function keysOf(value: Record<string, unknown>): string {
+  const keys = Object.keys(value);
+  if (keys.length === 0) return "no keys";
+  const shown = keys.slice(0, 5).join(", ");
+  return `${keys.length === 1 ? "key" : "keys"} ${shown}${
+    keys.length > 5 ? ", …" : ""
+  }`;
 }
 
 function article(name: string): string {
