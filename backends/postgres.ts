@@ -55,6 +55,7 @@ import type {
   CacheValue,
   EntryLookup,
   KeyLock,
+  LockedLookup,
   ReadEntryOptions,
   SetOptions,
   StoredEntry,
@@ -496,6 +497,26 @@ export class PostgresBackend implements CacheBackend {
     const etags = checkEtags(options?.etags);
     this.#checkOpen("readEntry");
     return await this.#reads.lookup(key, etags);
+  }
+
+  /**
+   * Reads the entry at `key` as {@linkcode lookup} does and, only when it is
+   * missing or stale, tries the key's cross-process lock (see
+   * {@linkcode lock}) in the same round trip, on the lock session. A
+   * local-tier hit takes no lock.
+   *
+   * @param key The key.
+   * @param options The etags the client holds.
+   * @returns The entry, the epoch, and the lock when one was tried.
+   */
+  async lookupOrLock(
+    key: string,
+    options?: ReadEntryOptions,
+  ): Promise<LockedLookup> {
+    checkKey(key);
+    const etags = checkEtags(options?.etags);
+    this.#checkOpen("readEntry");
+    return await this.#reads.lookupOrLock(key, etags, this.#locks);
   }
 
   /**

@@ -249,6 +249,25 @@ export interface EntryLookup {
 }
 
 /**
+ * What {@linkcode CacheBackend.lookupOrLock} found: the entry and epoch, as
+ * `lookup` reads them, and the key's lock when the entry was missing or
+ * stale (`lock.acquired` tells whether it was taken).
+ *
+ * @example Computing a missing entry under its lock
+ * ```ts ignore
+ * import type { CacheBackend, LockedLookup } from "@cachekit/hono/types";
+ *
+ * declare const backend: CacheBackend;
+ * const found: LockedLookup = await backend.lookupOrLock!("page:/");
+ * if (found.lock?.acquired) await found.lock.release(); // after computing
+ * ```
+ */
+export interface LockedLookup extends EntryLookup {
+  /** The key's lock, tried only when the entry was missing or stale. */
+  lock: KeyLock | undefined;
+}
+
+/**
  * Options of {@linkcode CacheBackend.readEntry}.
  *
  * @example A conditional read
@@ -584,6 +603,17 @@ export interface CacheBackend {
    * @throws {RangeError} If `key` is over 2048 bytes in UTF-8.
    */
   lookup?(key: string, options?: ReadEntryOptions): Promise<EntryLookup>;
+  /**
+   * Optional: reads the entry as `lookup` does and, only when it is missing
+   * or stale, tries the key's lock in the same round trip. Whoever receives
+   * an acquired lock releases it.
+   *
+   * @throws {TypeError} If `key` is malformed (see `get`).
+   */
+  lookupOrLock?(
+    key: string,
+    options?: ReadEntryOptions,
+  ): Promise<LockedLookup>;
   /**
    * Optional: deletes every entry of the namespace carrying any of `tags`.
    *

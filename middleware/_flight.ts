@@ -7,6 +7,8 @@ import type {
   CacheBackend,
   EntryLookup,
   KeyLock,
+  LockedLookup,
+  ReadEntryOptions,
   StoredEntry,
 } from "../backends/types.ts";
 import { ENTRY_KIND } from "../core/entry.ts";
@@ -73,6 +75,9 @@ export type Settle = (replay: Replay | undefined) => void;
  */
 export type Acquired = { entry: StoredEntry } | { lock: KeyLock };
 
+/** How many warm keys a route remembers (a key is 64 characters). */
+const WARM_KEYS = 10_000;
+
 /** The first pause between two tries of a held lock, in milliseconds. */
 const FIRST_PAUSE_MS = 5;
 
@@ -85,6 +90,11 @@ export class Flights {
   #inFlight: InFlight;
   #lock: ((key: string) => Promise<KeyLock>) | undefined;
   #lockTimeout: number;
+  #lookupOrLock:
+    | ((key: string, options: ReadEntryOptions) => Promise<LockedLookup>)
+    | undefined;
+  /** Keys whose last read here found a fresh entry: read without a lock. */
+  #warm = new Set<string>();
   #fail: Fail;
   #telemetry: Telemetry;
 
@@ -100,6 +110,9 @@ export class Flights {
     this.#lock = settings.crossProcessLock
       ? backend.lock?.bind(backend)
       : undefined;
+    this.#lookupOrLock = settings.crossProcessLock
+      ? backend.lookupOrLock?.bind(backend)
+      : undefined;
     this.#lockTimeout = settings.lockTimeout;
     this.#fail = settings.fail;
     this.#telemetry = telemetryFor(backend);
@@ -112,24 +125,58 @@ export class Flights {
 
   /**
    * Reads the entry, with the purge epoch where the backend keeps one;
-   * `"failed"`, reported, when the backend failed.
+   * `"failed"`, reported, when the backend failed. With `mayLock`, a key
+   * whose last read here found no fresh entry (the likely miss: a cold key)
+   * is read with `lookupOrLock`, which tries its cross-process lock in the
+   * same round trip when the entry is missing or stale; the caller then
+   * holds that lock. A key in flight here is never locked so: its
+   * computation holds the lock, which would be re-entrant on one session.
    */
   async lookup(
     key: string,
     etags: readonly string[],
-  ): Promise<EntryLookup | "failed"> {
+    mayLock = false,
+  ): Promise<EntryLookup & { lock?: KeyLock } | "failed"> {
     const backend = this.#backend;
     const options = { etags: withWeak(etags) };
-    const read = async (): Promise<EntryLookup> =>
-      backend.lookup
+    const { computing, writes } = this.#inFlight;
+    const locking = mayLock && this.#lookupOrLock !== undefined &&
+      !this.#warm.has(key) && !computing.has(key) && !writes.has(key);
+    const read = async (): Promise<EntryLookup & { lock?: KeyLock }> =>
+      locking
+        ? await this.#lookupOrLock!(key, options)
+        : backend.lookup
         ? await backend.lookup(key, options)
         : { entry: await backend.readEntry(key, options), epoch: undefined };
+    let found: EntryLookup & { lock?: KeyLock };
     try {
-      return await this.#telemetry.lookup(key, read);
+      found = await this.#telemetry.lookup(key, read);
     } catch (error) {
       this.#fail(error, "readEntry", key);
       return "failed";
     }
+    this.#remember(key, found.entry !== undefined && !found.entry.stale);
+    return found;
+  }
+
+  /** Notes whether `key`'s last read found a fresh entry, in a bounded set. */
+  #remember(key: string, fresh: boolean): void {
+    const warm = this.#warm;
+    if (!fresh) {
+      warm.delete(key);
+      return;
+    }
+    if (warm.has(key)) return;
+    warm.add(key);
+    if (warm.size > WARM_KEYS) {
+      // The oldest first: a Set iterates in insertion order.
+      warm.delete(warm.values().next().value!);
+    }
+  }
+
+  /** Releases a lock this process holds and will not compute under. */
+  drop(lock: KeyLock, key: string): void {
+    void this.#release(lock, key);
   }
 
   /** The write of this process on its way to `key`, if any. */
@@ -213,7 +260,8 @@ export class Flights {
    */
   track(c: CacheContext, key: string, write: Promise<boolean>): void {
     const writes = this.#inFlight.writes;
-    const pending = write.then(() => {});
+    // A key this process stored is warm: its next reads need no lock.
+    const pending = write.then((stored) => this.#remember(key, stored));
     writes.set(key, pending);
     void write.finally(() => {
       if (writes.get(key) === pending) writes.delete(key);

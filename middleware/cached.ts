@@ -138,6 +138,11 @@ interface Visit {
   stale: Stored | undefined;
   /** Ends the computation it leads for others of this process, if it does. */
   lead: Settle | undefined;
+  /**
+   * The key's cross-process lock, taken with the read of a missing entry
+   * (`lookupOrLock`): the computation adopts it, or it is released.
+   */
+  held: KeyLock | undefined;
 }
 
 /** What storing the handler's response produced, for the requests waiting on it. */
@@ -183,10 +188,16 @@ async function serve(
     healthy: true,
     stale: undefined,
     lead: undefined,
+    held: undefined,
   };
   if (c.req.raw.method === "HEAD") return await head(route, c, next, visit);
-  return await findOrLead(route, c, visit) ??
-    await compute(route, c, next, visit);
+  try {
+    return await findOrLead(route, c, visit) ??
+      await compute(route, c, next, visit);
+  } finally {
+    // A lock taken with the read that no computation adopted.
+    if (visit.held) route.flights.drop(visit.held, key);
+  }
 }
 
 /**
@@ -202,7 +213,7 @@ async function head(
   visit: Visit,
 ): Promise<Response | void> {
   if (visit.reading) {
-    const answer = await readCache(route, c, visit);
+    const answer = await readCache(route, c, visit, false);
     if (answer) return answer;
   }
   return await bypass(route, c, next);
@@ -236,7 +247,7 @@ async function findOrLead(
   // a computation, and computations of a key here are one at a time.
   while (true) {
     if (visit.reading) {
-      const answer = await readCache(route, c, visit);
+      const answer = await readCache(route, c, visit, visit.held === undefined);
       if (answer) return answer;
     }
     if (!visit.healthy) return undefined;
@@ -276,14 +287,17 @@ async function readCache(
   route: Route,
   c: CacheContext,
   visit: Visit,
+  mayLock: boolean,
 ): Promise<Response | undefined> {
   const { flights, replies } = route;
   // A write of this process lands first: reading it beats computing again.
   const landing = flights.landing(visit.key);
   if (landing) await landing;
-  const found = await flights.lookup(visit.key, visit.etags);
+  const found = await flights.lookup(visit.key, visit.etags, mayLock);
   if (found === "failed") visit.healthy = false;
   else {
+    // A lock another process holds is only worth waiting on later.
+    if (found.lock?.acquired) visit.held = found.lock;
     visit.epoch = found.epoch;
     const entry = found.entry;
     if (entry?.kind === ENTRY_KIND.http) {
@@ -321,7 +335,10 @@ async function compute(
   let outcome: Outcome | undefined;
   try {
     // A refresh holds no lock of its own: the revalidation took it already.
-    if (visit.lead && !visit.refresh && flights.crossProcess) {
+    if (visit.held) {
+      // Taken with the read of the missing entry: one round trip saved.
+      if (visit.lead) [lock, visit.held] = [visit.held, undefined];
+    } else if (visit.lead && !visit.refresh && flights.crossProcess) {
       // A client's no-cache takes the lock but never the entry under it.
       const acquired = await flights.acquire(visit.key, visit.reading);
       if (acquired && "lock" in acquired) lock = acquired.lock;

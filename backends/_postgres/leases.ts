@@ -5,10 +5,10 @@
 //
 // Lock attempts made together share one statement, which takes the leases
 // and reads the entries again after them; releases made together share one.
-import type { KeyLock } from "../types.ts";
+import type { KeyLock, LockedLookup } from "../types.ts";
 import { Batcher } from "./batch.ts";
 import { type Connection, withTimeout } from "./connection.ts";
-import type { KeyLocks, LockedLookup } from "./locks.ts";
+import type { KeyLocks } from "./locks.ts";
 import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR } from "./sql.ts";
 import type { PoolerStatements } from "./pooler_sql.ts";

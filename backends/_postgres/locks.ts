@@ -6,7 +6,7 @@
 // the entries and tries their locks, and a re-read after the locks, pipelined
 // on the session; releases made together share one statement.
 import type { SqlDriver, SqlSession } from "../sql_driver.ts";
-import type { KeyLock, StoredEntry } from "../types.ts";
+import type { KeyLock, LockedLookup, StoredEntry } from "../types.ts";
 import { Batcher } from "./batch.ts";
 import { type Connection, withTimeout } from "./connection.ts";
 import { epochOf, type Row, toStoredEntry } from "./rows.ts";
@@ -22,18 +22,6 @@ export interface LockContext {
   maxBatchSize: number;
   /** Runs `fn` under the circuit breaker. */
   guard<T>(operation: string, fn: () => Promise<T>): Promise<T>;
-}
-
-/**
- * What a lookup that takes the lock of a missing entry found: the entry and
- * its purge epoch, and the lock when one was tried (`acquired` tells whether
- * it was taken).
- */
-export interface LockedLookup {
-  entry: StoredEntry | undefined;
-  epoch: number | undefined;
-  /** Tried only when the entry was missing or stale. */
-  lock: KeyLock | undefined;
 }
 
 /**

@@ -1,11 +1,11 @@
 // The reads of a PostgresBackend: the local tier first, then lookups made
 // together share one query, each under its own deadline.
-import type { EntryLookup } from "../types.ts";
+import type { EntryLookup, LockedLookup } from "../types.ts";
 import type { zeroCounters } from "../_stats.ts";
 import { Batcher } from "./batch.ts";
 import { withTimeout } from "./connection.ts";
 import type { LocalTier } from "./local_tier.ts";
-import type { KeyLocks, LockedLookup } from "./locks.ts";
+import type { KeyLocks } from "./locks.ts";
 import { epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
