@@ -164,6 +164,11 @@ export interface KeyRule {
   perUser: boolean;
   /** The cookies that count as credentials. */
   cookies: CookieFilter;
+  /**
+   * Whether the request's host enters the key: a shared cache keys on the
+   * whole target URI (RFC 9111 §2), so one route may front several hosts.
+   */
+  keyHost: boolean;
 }
 
 /** Derives the keys of one route's requests, remembering recent ones. */
@@ -241,12 +246,13 @@ export class RequestKeys {
     url: string,
     generated: boolean,
   ): Promise<string> {
-    const { vary, perUser, cookies } = this.#rule;
+    const { vary, perUser, cookies, keyHost } = this.#rule;
     const headers = c.req.raw.headers;
     const values: (string | null)[] = vary.map((name) =>
       // A Request built from a full URL has no Host header: use the URL's.
       headers.get(name) ?? (name === "host" ? new URL(c.req.url).host : null)
     );
+    if (keyHost) values.push(new URL(c.req.url).host);
     if (perUser) {
       values.push(headers.get("authorization"), cookies(headers.get("cookie")));
     }

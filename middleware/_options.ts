@@ -47,6 +47,8 @@ export interface Settings {
   keyed: ReadonlySet<string>;
   /** Replaces the URL part of the key. */
   keyGenerator: KeyGenerator | undefined;
+  /** Whether the request's host enters the key (proxy mode). */
+  keyHost: boolean;
   /** Statuses that are stored. */
   statuses: ReadonlySet<number>;
   /** The `Cache-Control` set on MISS and HIT responses, if any. */
@@ -216,6 +218,7 @@ export function resolveOptions(options: CachedOptions): Settings {
     varyHeader: vary.length ? vary.join(", ") : undefined,
     keyed: new Set([...vary, ...perUser ? ["authorization", "cookie"] : []]),
     keyGenerator,
+    keyHost: proxy,
     statuses,
     cacheControl,
     maxBodySize,
