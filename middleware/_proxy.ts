@@ -47,7 +47,7 @@ import {
   validatingHeaders,
   withheldFields,
 } from "./_shared_cache.ts";
-import type { Route } from "./_route.ts";
+import { type Route, tagsOf } from "./_route.ts";
 import { keyed } from "./_telemetry.ts";
 import { invalidating } from "./_unsafe.ts";
 import type { CacheContext, CacheStatus } from "./types.ts";
@@ -649,15 +649,9 @@ function write(
   visit: Visit,
   replay: Replay,
 ): Promise<boolean> | undefined {
-  const { backend, fail, tags: tagsOption } = route.settings;
-  let tags: string[];
-  try {
-    tags = [...typeof tagsOption === "function" ? tagsOption(c) : tagsOption];
-  } catch (error) {
-    // A failing tags function costs the entry, not the response.
-    fail(error, "tags", visit.key);
-    return undefined;
-  }
+  const { backend } = route.settings;
+  const tags = tagsOf(route, c, visit.key);
+  if (!tags) return undefined;
   const fresh = replay.fresh!;
   const expire = Math.max(fresh.lifetime - fresh.initialAge, STALE_ON_ARRIVAL);
   const validator = replay.etag !== "" ||

@@ -29,7 +29,7 @@ import { etagMatches, parseIfNoneMatch } from "./_http.ts";
 import { RequestKeys } from "./_key.ts";
 import { resolveOptions } from "./_options.ts";
 import { serveShared } from "./_proxy.ts";
-import type { Route } from "./_route.ts";
+import { type Route, tagsOf } from "./_route.ts";
 import { keyed, telemetryFor } from "./_telemetry.ts";
 import { invalidating, MethodNotice } from "./_unsafe.ts";
 import {
@@ -430,20 +430,4 @@ function write(
     epoch: visit.epoch,
   });
   return route.flights.writing(c, key, write, replay.body.byteLength);
-}
-
-/** The entry's tags; `undefined`, reported, when the tags function throws. */
-function tagsOf(
-  route: Route,
-  c: CacheContext,
-  key: string,
-): string[] | undefined {
-  const { tags, fail } = route.settings;
-  try {
-    return [...typeof tags === "function" ? tags(c) : tags];
-  } catch (error) {
-    // A failing tags function costs the entry, not the response.
-    fail(error, "tags", key);
-    return undefined;
-  }
 }
