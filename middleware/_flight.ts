@@ -142,12 +142,20 @@ export class Flights {
     const { computing, writes } = this.#inFlight;
     const locking = mayLock && this.#lookupOrLock !== undefined &&
       !this.#warm.has(key) && !computing.has(key) && !writes.has(key);
-    const read = async (): Promise<EntryLookup & { lock?: KeyLock }> =>
-      locking
-        ? await this.#lookupOrLock!(key, options)
-        : backend.lookup
+    const plain = async (): Promise<EntryLookup> =>
+      backend.lookup
         ? await backend.lookup(key, options)
         : { entry: await backend.readEntry(key, options), epoch: undefined };
+    const read = async (): Promise<EntryLookup & { lock?: KeyLock }> => {
+      if (!locking) return await plain();
+      try {
+        return await this.#lookupOrLock!(key, options);
+      } catch (error) {
+        // The lock session failed, not necessarily the pool: read there.
+        this.#fail(error, "lock", key);
+        return await plain();
+      }
+    };
     let found: EntryLookup & { lock?: KeyLock };
     try {
       found = await this.#telemetry.lookup(key, read);
