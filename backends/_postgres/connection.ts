@@ -148,6 +148,25 @@ export class Connection {
     params: unknown[],
     outcome: Outcome = "read",
   ): Promise<Row[]> {
+    try {
+      return await this.#run(operation, text, params, outcome);
+    } catch (error) {
+      if (isGone(error)) {
+        // Dropped, or lost in a crash before its creation was flushed: the
+        // next statement makes the table and its functions again.
+        this.#ready = undefined;
+        this.#readyDriver = undefined;
+      }
+      throw error;
+    }
+  }
+
+  async #run(
+    operation: string,
+    text: string,
+    params: unknown[],
+    outcome: Outcome,
+  ): Promise<Row[]> {
     if (this.#shut) this.#checkOpen(operation);
     const ms = this.#options.queryTimeout;
     const driver = await this.connected();
@@ -249,6 +268,15 @@ async function loadPGlite(): Promise<NonNullable<EmbeddedOptions["PGlite"]>> {
       { cause: error },
     );
   }
+}
+
+/** A function that does not exist (the evict or purge function). */
+const UNDEFINED_FUNCTION = "42883";
+
+/** Whether `error` says the table or one of its functions is not there. */
+function isGone(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return code === UNDEFINED_TABLE || code === UNDEFINED_FUNCTION;
 }
 
 /** Whether `error` is the server's answer, with a SQLSTATE, to a statement. */
