@@ -75,6 +75,9 @@ export type Settle = (replay: Replay | undefined) => void;
  */
 export type Acquired = { entry: StoredEntry } | { lock: KeyLock };
 
+/** How long reads keep off the lock session after it failed, in milliseconds. */
+const LOCKED_READS_PAUSE_MS = 1000;
+
 /** How many warm keys a route remembers (a key is 64 characters). */
 const WARM_KEYS = 10_000;
 
@@ -95,6 +98,8 @@ export class Flights {
     | undefined;
   /** Keys whose last read here found a fresh entry: read without a lock. */
   #warm = new Set<string>();
+  /** When reads may go through `lookupOrLock` again, after it failed (ms). */
+  #lockedReadsFrom = 0;
   #fail: Fail;
   #telemetry: Telemetry;
 
@@ -141,7 +146,8 @@ export class Flights {
     const options = { etags: withWeak(etags) };
     const { computing, writes } = this.#inFlight;
     const locking = mayLock && this.#lookupOrLock !== undefined &&
-      !this.#warm.has(key) && !computing.has(key) && !writes.has(key);
+      !this.#warm.has(key) && !computing.has(key) && !writes.has(key) &&
+      Date.now() >= this.#lockedReadsFrom;
     const plain = async (): Promise<EntryLookup> =>
       backend.lookup
         ? await backend.lookup(key, options)
@@ -151,7 +157,9 @@ export class Flights {
       try {
         return await this.#lookupOrLock!(key, options);
       } catch (error) {
-        // The lock session failed, not necessarily the pool: read there.
+        // The lock session failed, not necessarily the pool: read there, and
+        // leave the lock session to misses until it has had time to recover.
+        this.#lockedReadsFrom = Date.now() + LOCKED_READS_PAUSE_MS;
         this.#fail(error, "lock", key);
         return await plain();
       }

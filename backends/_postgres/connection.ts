@@ -151,13 +151,21 @@ export class Connection {
     try {
       return await this.#run(operation, text, params, outcome);
     } catch (error) {
-      if (isGone(error)) {
-        // Dropped, or lost in a crash before its creation was flushed: the
-        // next statement makes the table and its functions again.
-        this.#ready = undefined;
-        this.#readyDriver = undefined;
-      }
+      this.failed(error);
       throw error;
+    }
+  }
+
+  /**
+   * Notes a statement's failure, here or on a connection of another part
+   * (locks): when the table or one of its functions is gone (dropped, or
+   * lost in a crash before its creation was flushed), the next statement
+   * makes them again.
+   */
+  failed(error: unknown): void {
+    if (isGone(error)) {
+      this.#ready = undefined;
+      this.#readyDriver = undefined;
     }
   }
 

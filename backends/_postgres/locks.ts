@@ -232,6 +232,7 @@ export class Locks implements KeyLocks {
         "lock",
       );
     } catch (error) {
+      connection.failed(error);
       // Whether the locks were taken is unknown: close the session, and
       // PostgreSQL releases whatever it holds.
       if (session) this.#drop(session);
