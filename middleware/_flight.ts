@@ -134,8 +134,9 @@ export class Flights {
    * whose last read here found no fresh entry (the likely miss: a cold key)
    * is read with `lookupOrLock`, which tries its cross-process lock in the
    * same round trip when the entry is missing or stale; the caller then
-   * holds that lock. A key in flight here is never locked so: its
-   * computation holds the lock, which would be re-entrant on one session.
+   * holds that lock. A key in flight here (computed, written or refreshed)
+   * is never locked so: that work holds the lock, which would be re-entrant
+   * on one session.
    */
   async lookup(
     key: string,
@@ -144,10 +145,10 @@ export class Flights {
   ): Promise<EntryLookup & { lock?: KeyLock } | "failed"> {
     const backend = this.#backend;
     const options = { etags: withWeak(etags) };
-    const { computing, writes } = this.#inFlight;
+    const { computing, writes, refreshing } = this.#inFlight;
     const locking = mayLock && this.#lookupOrLock !== undefined &&
       !this.#warm.has(key) && !computing.has(key) && !writes.has(key) &&
-      Date.now() >= this.#lockedReadsFrom;
+      !refreshing.has(key) && Date.now() >= this.#lockedReadsFrom;
     const plain = async (): Promise<EntryLookup> =>
       backend.lookup
         ? await backend.lookup(key, options)
