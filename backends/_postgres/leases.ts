@@ -8,8 +8,8 @@
 import type { KeyLock, LockedLookup } from "../types.ts";
 import { Batcher } from "./batch.ts";
 import { type Connection, withTimeout } from "./connection.ts";
-import type { KeyLocks } from "./locks.ts";
-import { epochOf, type Row, toStoredEntry } from "./rows.ts";
+import { keyLock, type KeyLocks, lockedLookup, Releases } from "./locks.ts";
+import { byPosition, epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR } from "./sql.ts";
 import type { PoolerStatements } from "./pooler_sql.ts";
 
@@ -45,7 +45,7 @@ interface Release {
 /** Leases on keys, taken and released in batches. */
 export class Leases implements KeyLocks {
   #context: LeaseContext;
-  #releases = new Set<Promise<void>>();
+  #releases = new Releases();
   #tries: Batcher<Attempt, Row | undefined>;
   #ends: Batcher<Release, void>;
 
@@ -71,12 +71,11 @@ export class Leases implements KeyLocks {
   async lock(key: string, etags: readonly string[]): Promise<KeyLock> {
     const attempt = { key, etags, always: true, holder: crypto.randomUUID() };
     const row = await this.#attempt(attempt);
-    const acquired = row?.acquired === true;
-    return {
-      acquired,
-      entry: acquired ? toStoredEntry(row) : undefined,
-      release: acquired ? this.#releaser(attempt) : () => Promise.resolve(),
-    };
+    return keyLock(
+      row?.acquired === true,
+      toStoredEntry(row),
+      this.#releaser(attempt),
+    );
   }
 
   /**
@@ -90,30 +89,20 @@ export class Leases implements KeyLocks {
   ): Promise<LockedLookup> {
     const attempt = { key, etags, always: false, holder: crypto.randomUUID() };
     const row = await this.#attempt(attempt);
-    const entry = toStoredEntry(row);
-    const epoch = epochOf(row);
-    if (row?.acquired === null || row?.acquired === undefined) {
-      return { entry, epoch, lock: undefined };
-    }
-    const acquired = row.acquired === true;
-    if (acquired && entry && !entry.stale) {
-      void this.#releaser(attempt)().catch(() => {});
-      return { entry, epoch, lock: undefined };
-    }
-    return {
-      entry,
-      epoch,
-      lock: {
-        acquired,
-        entry: acquired ? entry : undefined,
-        release: acquired ? this.#releaser(attempt) : () => Promise.resolve(),
+    const tried = row?.acquired ?? undefined;
+    return lockedLookup(
+      {
+        acquired: tried === undefined ? undefined : tried === true,
+        entry: toStoredEntry(row),
+        epoch: epochOf(row),
       },
-    };
+      this.#releaser(attempt),
+    );
   }
 
   /** Resolves once every release begun so far has settled. */
-  async settle(): Promise<void> {
-    await Promise.allSettled([...this.#releases]);
+  settle(): Promise<void> {
+    return this.#releases.settle();
   }
 
   /** Nothing is held open: leases live in the table. */
@@ -160,8 +149,7 @@ export class Leases implements KeyLocks {
       batch.map((attempt) => attempt.holder),
       leaseSeconds,
     ]);
-    const found = new Map<number, Row>();
-    for (const row of rows) found.set(Number(row.i), row);
+    const found = byPosition(rows);
     return batch.map((_, i) => found.get(i + 1));
   }
 
@@ -178,17 +166,8 @@ export class Leases implements KeyLocks {
 
   /** A release function for `attempt`'s lease, idempotent. */
   #releaser({ key, holder }: Attempt): () => Promise<void> {
-    let released: Promise<void> | undefined;
-    return () => {
-      if (released) return released;
-      released = this.#context.guard(
-        "unlock",
-        () => this.#ends.add({ key, holder }),
-      );
-      const settled = released.catch(() => {});
-      this.#releases.add(settled);
-      void settled.finally(() => this.#releases.delete(settled));
-      return released;
-    };
+    return this.#releases.once(() =>
+      this.#context.guard("unlock", () => this.#ends.add({ key, holder }))
+    );
   }
 }

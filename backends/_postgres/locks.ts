@@ -9,7 +9,7 @@ import type { SqlDriver, SqlSession } from "../sql_driver.ts";
 import type { KeyLock, LockedLookup, StoredEntry } from "../types.ts";
 import { Batcher } from "./batch.ts";
 import { type Connection, withTimeout } from "./connection.ts";
-import { epochOf, type Row, toStoredEntry } from "./rows.ts";
+import { byPosition, epochOf, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
 /** What the locks need of their backend. */
@@ -45,6 +45,67 @@ export interface KeyLocks {
   close(): Promise<void>;
 }
 
+/** What one attempt found: whether it took the lock, and the entry. */
+export interface Tried {
+  /** `undefined`: the lock was not tried (a fresh entry was there). */
+  acquired: boolean | undefined;
+  entry: StoredEntry | undefined;
+  epoch: number | undefined;
+}
+
+/** The `KeyLock` of an attempt: the entry and the release only when taken. */
+export function keyLock(
+  acquired: boolean,
+  entry: StoredEntry | undefined,
+  release: () => Promise<void>,
+): KeyLock {
+  return {
+    acquired,
+    entry: acquired ? entry : undefined,
+    release: acquired ? release : () => Promise.resolve(),
+  };
+}
+
+/**
+ * What a read that tries the lock of a missing or stale entry returns: a
+ * lock that finds a fresh entry after it (written by the previous holder
+ * just before) is released at once, and none is returned.
+ */
+export function lockedLookup(
+  { acquired, entry, epoch }: Tried,
+  release: () => Promise<void>,
+): LockedLookup {
+  if (acquired === undefined) return { entry, epoch, lock: undefined };
+  if (acquired && entry && !entry.stale) {
+    void release().catch(() => {});
+    return { entry, epoch, lock: undefined };
+  }
+  return { entry, epoch, lock: keyLock(acquired, entry, release) };
+}
+
+/** The releases begun and not yet settled, which `settle()` waits for. */
+export class Releases {
+  #pending = new Set<Promise<void>>();
+
+  /** A release that runs `release` once, however often it is called. */
+  once(release: () => Promise<void>): () => Promise<void> {
+    let released: Promise<void> | undefined;
+    return () => {
+      if (released) return released;
+      released = release();
+      const settled = released.catch(() => {});
+      this.#pending.add(settled);
+      void settled.finally(() => this.#pending.delete(settled));
+      return released;
+    };
+  }
+
+  /** Resolves once every release begun so far has settled. */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.#pending]);
+  }
+}
+
 /** A lock attempt waiting for its batch. */
 interface Attempt {
   key: string;
@@ -53,12 +114,8 @@ interface Attempt {
   always: boolean;
 }
 
-/** What a batch found for one attempt. */
-interface Tried {
-  /** `undefined`: the lock was not tried (a fresh entry was there). */
-  acquired: boolean | undefined;
-  entry: StoredEntry | undefined;
-  epoch: number | undefined;
+/** What a batch found for one attempt, on the session it tried on. */
+interface SessionTried extends Tried {
   session: SqlSession;
 }
 
@@ -72,8 +129,8 @@ interface Unlock {
 export class Locks implements KeyLocks {
   #context: LockContext;
   #session: Promise<SqlSession> | undefined;
-  #releases = new Set<Promise<void>>();
-  #tries: Batcher<Attempt, Tried>;
+  #releases = new Releases();
+  #tries: Batcher<Attempt, SessionTried>;
   #unlocks: Batcher<Unlock, void>;
 
   /** @param context What the locks need of their backend. */
@@ -104,14 +161,11 @@ export class Locks implements KeyLocks {
       return { acquired: true, release: () => Promise.resolve() };
     }
     const tried = await this.#attempt({ key, etags, always: true });
-    const acquired = tried.acquired === true;
-    return {
-      acquired,
-      entry: acquired ? tried.entry : undefined,
-      release: acquired
-        ? this.#releaser(tried.session, key)
-        : () => Promise.resolve(),
-    };
+    return keyLock(
+      tried.acquired === true,
+      tried.entry,
+      this.#releaser(tried.session, key),
+    );
   }
 
   /**
@@ -129,31 +183,12 @@ export class Locks implements KeyLocks {
     const driver = await this.#context.connection.driver;
     if (!driver.session) return undefined;
     const tried = await this.#attempt({ key, etags, always: false });
-    if (tried.acquired === undefined) {
-      return { entry: tried.entry, epoch: tried.epoch, lock: undefined };
-    }
-    const acquired = tried.acquired;
-    if (acquired && tried.entry && !tried.entry.stale) {
-      // Written by the previous holder just before the lock: no need of it.
-      void this.#releaser(tried.session, key)().catch(() => {});
-      return { entry: tried.entry, epoch: tried.epoch, lock: undefined };
-    }
-    return {
-      entry: tried.entry,
-      epoch: tried.epoch,
-      lock: {
-        acquired,
-        entry: acquired ? tried.entry : undefined,
-        release: acquired
-          ? this.#releaser(tried.session, key)
-          : () => Promise.resolve(),
-      },
-    };
+    return lockedLookup(tried, this.#releaser(tried.session, key));
   }
 
   /** Resolves once every release begun so far has settled. */
-  async settle(): Promise<void> {
-    await Promise.allSettled([...this.#releases]);
+  settle(): Promise<void> {
+    return this.#releases.settle();
   }
 
   /** Releases the lock session, which holds no lock once releases settled. */
@@ -167,7 +202,7 @@ export class Locks implements KeyLocks {
    * queueing included. A lock its batch takes after the attempt gave up is
    * released at once.
    */
-  #attempt(attempt: Attempt): Promise<Tried> {
+  #attempt(attempt: Attempt): Promise<SessionTried> {
     const { guard, queryTimeout } = this.#context;
     return guard("lock", async () => {
       const pending = this.#tries.add(attempt);
@@ -189,7 +224,7 @@ export class Locks implements KeyLocks {
    * after the locks: two statements, one round trip. When the outcome is
    * unknown the session is closed, and PostgreSQL releases what it holds.
    */
-  async #tryBatch(batch: Attempt[]): Promise<Tried[]> {
+  async #tryBatch(batch: Attempt[]): Promise<SessionTried[]> {
     const { connection, sql, namespace, queryTimeout } = this.#context;
     let session: SqlSession | undefined;
     try {
@@ -213,7 +248,7 @@ export class Locks implements KeyLocks {
           ]);
           const first = byPosition(tried);
           const again = byPosition(reread);
-          return batch.map((_, i): Tried => {
+          return batch.map((_, i): SessionTried => {
             const row = first.get(i + 1);
             const acquired = row?.acquired === null || row === undefined
               ? undefined
@@ -270,18 +305,9 @@ export class Locks implements KeyLocks {
 
   /** A release function for the lock on `key` taken on `session`, idempotent. */
   #releaser(session: SqlSession, key: string): () => Promise<void> {
-    let released: Promise<void> | undefined;
-    return () => {
-      if (released) return released;
-      released = this.#context.guard(
-        "unlock",
-        () => this.#unlocks.add({ session, key }),
-      );
-      const settled = released.catch(() => {});
-      this.#releases.add(settled);
-      void settled.finally(() => this.#releases.delete(settled));
-      return released;
-    };
+    return this.#releases.once(() =>
+      this.#context.guard("unlock", () => this.#unlocks.add({ session, key }))
+    );
   }
 
   /**
@@ -316,11 +342,4 @@ export class Locks implements KeyLocks {
     }, () => {});
     session.close();
   }
-}
-
-/** Rows by their lookup's position `i` (from 1). */
-function byPosition(rows: Row[]): Map<number, Row> {
-  const found = new Map<number, Row>();
-  for (const row of rows) found.set(Number(row.i), row);
-  return found;
 }

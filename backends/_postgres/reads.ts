@@ -6,7 +6,7 @@ import { Batcher } from "./batch.ts";
 import { withTimeout } from "./connection.ts";
 import type { LocalTier } from "./local_tier.ts";
 import type { KeyLocks } from "./locks.ts";
-import { epochOf, type Row, toStoredEntry } from "./rows.ts";
+import { byPosition, epochOf, type Row, toStoredEntry } from "./rows.ts";
 import { LIST_SEPARATOR, type Statements } from "./sql.ts";
 
 /** A read waiting for its batch. */
@@ -128,8 +128,7 @@ function readBatcher(
         batch.map((lookup) => lookup.key),
         batch.map((lookup) => lookup.etags.join(LIST_SEPARATOR)),
       ]);
-      const found = new Map<number, Row>();
-      for (const row of rows) found.set(Number(row.i), row);
+      const found = byPosition(rows);
       return batch.map((_, i) => found.get(i + 1));
     },
     context.maxBatchSize,

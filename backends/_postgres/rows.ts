@@ -22,6 +22,13 @@ export function toBytes(value: unknown): Uint8Array {
 /** A row as a driver returns it. */
 export type Row = Record<string, unknown>;
 
+/** Rows of a batch statement by their item's position `i` (from 1). */
+export function byPosition(rows: Row[]): Map<number, Row> {
+  const found = new Map<number, Row>();
+  for (const row of rows) found.set(Number(row.i), row);
+  return found;
+}
+
 /** The purge epoch a read returned with its row. */
 export function epochOf(row: Row | undefined): number | undefined {
   return row?.epoch === null || row?.epoch === undefined
