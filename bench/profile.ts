@@ -8,6 +8,7 @@
 //        --raw=FILE (the .cpuprofile too, for Chrome DevTools)
 import { parseArgs } from "node:util";
 import { load, which } from "./_load.ts";
+import { dropTableSql } from "../tests/_helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -213,13 +214,7 @@ async function dropTable(): Promise<void> {
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { onnotice: () => {} });
   try {
-    await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_epochs"`);
-    await sql.unsafe(
-      `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
-    );
-    await sql.unsafe(
-      `DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
-    );
+    await sql.unsafe(dropTableSql(table));
   } finally {
     await sql.end();
   }

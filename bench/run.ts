@@ -31,6 +31,7 @@ import {
   svgChart,
 } from "./_report.ts";
 import { measureTrips, type Trips } from "./_trips.ts";
+import { dropTableSql } from "../tests/_helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -202,13 +203,7 @@ async function dropBenchTable(): Promise<void> {
   const { default: postgres } = await import("postgres");
   const sql = postgres(databaseUrl, { onnotice: () => {} });
   try {
-    await sql.unsafe(`DROP TABLE IF EXISTS "${table}", "${table}_epochs"`);
-    await sql.unsafe(
-      `DROP FUNCTION IF EXISTS "${table}_evict"(text, bigint, bigint, integer, bigint, bigint)`,
-    );
-    await sql.unsafe(
-      `DROP FUNCTION IF EXISTS "${table}_purge"(text, text, text[])`,
-    );
+    await sql.unsafe(dropTableSql(table));
   } finally {
     await sql.end();
   }
