@@ -14,7 +14,6 @@
 //              | storable: store, MISS | else BYPASS
 import type { KeyLock } from "../backends/types.ts";
 import { MAX_SECONDS } from "../core/options.ts";
-import { ENTRY_KIND } from "../core/entry.ts";
 import { readBounded } from "./_body.ts";
 import type { StatusReport } from "./_cache_status.ts";
 import { refreshOf, type Settle } from "./_flight.ts";
@@ -131,15 +130,15 @@ export async function serveShared(
     return await forwardUntouched(route, c, next, "key");
   }
   keyed(c, key);
-  const refresh = refreshOf(c.req.raw) !== undefined;
+  const refresh = refreshOf(c.req.raw);
   const visit: Visit = {
     key,
     slot: key,
     headers,
     request,
-    refresh,
-    reading: !refresh,
-    epoch: refreshOf(c.req.raw)?.epoch,
+    refresh: refresh !== undefined,
+    reading: refresh === undefined,
+    epoch: refresh?.epoch,
     healthy: true,
     variants: undefined,
     found: undefined,
@@ -204,10 +203,7 @@ async function read(route: Route, visit: Visit): Promise<void> {
     return;
   }
   visit.epoch ??= first.epoch;
-  let entry = first.entry;
-  let stored = entry?.kind === ENTRY_KIND.http
-    ? decode(entry, settings.fail)
-    : undefined;
+  let stored = decode(first.entry, settings.fail);
   const variants = stored?.meta.variants;
   if (variants) {
     visit.variants = variants;
@@ -223,10 +219,7 @@ async function read(route: Route, visit: Visit): Promise<void> {
       visit.healthy = false;
       return;
     }
-    entry = second.entry;
-    stored = entry?.kind === ENTRY_KIND.http
-      ? decode(entry, settings.fail)
-      : undefined;
+    stored = decode(second.entry, settings.fail);
   }
   // An app-mode entry under the same key is not a shared cache's to serve.
   if (stored?.meta.fresh) {

@@ -259,10 +259,15 @@ export function replace(c: CacheContext, res: Response): void {
 }
 
 /**
- * The entry with its metadata, or `undefined` when the metadata is
- * unreadable, which is reported through `fail`.
+ * The HTTP entry with its metadata; `undefined` for no entry or another
+ * kind, and when the metadata is unreadable, which is reported through `fail`.
  */
-export function decode(entry: StoredEntry, fail: Fail): Stored | undefined {
+export function decode(
+  entry: StoredEntry | undefined,
+  fail: Fail,
+): Stored | undefined {
+  // No entry, or another kind (a value of the value API): none to replay.
+  if (entry?.kind !== ENTRY_KIND.http) return undefined;
   try {
     const meta = JSON.parse(entry.meta ?? "");
     if (typeof meta?.status === "number" && Array.isArray(meta.headers)) {

@@ -22,7 +22,6 @@
  */
 
 import type { KeyLock } from "../backends/types.ts";
-import { ENTRY_KIND } from "../core/entry.ts";
 import { readBounded } from "./_body.ts";
 import { Flights, refreshOf, type Settle } from "./_flight.ts";
 import { etagMatches, parseIfNoneMatch } from "./_http.ts";
@@ -299,14 +298,11 @@ async function readCache(
     // A lock another process holds is only worth waiting on later.
     if (found.lock?.acquired) visit.held = found.lock;
     visit.epoch = found.epoch;
-    const entry = found.entry;
-    if (entry?.kind === ENTRY_KIND.http) {
-      const stored = decode(entry, route.settings.fail);
-      if (stored && !entry.stale) {
-        return replies.fromEntry(stored, "HIT", visit.etags);
-      }
-      if (stored) visit.stale = stored;
+    const stored = decode(found.entry, route.settings.fail);
+    if (stored && !stored.entry.stale) {
+      return replies.fromEntry(stored, "HIT", visit.etags);
     }
+    if (stored) visit.stale = stored;
   }
   const revalidation = route.settings.staleWhileRevalidate;
   if (
