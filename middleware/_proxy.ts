@@ -363,19 +363,18 @@ async function forward(
         if (answer) return answer;
       }
     }
-    const found = visit.found;
-    const validating = found !== undefined && visit.healthy &&
-      hasValidator([...found.meta.headers, ["etag", found.entry.etag ?? ""]]);
+    const stored = visit.found && replayOf(visit.found);
+    const validating = stored !== undefined && visit.healthy &&
+      validatable(stored);
     if (validating) {
-      const replay = replayOf(found);
       const raw = c.req.raw;
       // The handler forwards what it reads from c.req.raw at call time.
       (c.req as { raw: Request }).raw = new Request(raw.url, {
         method: raw.method,
         headers: validatingHeaders(
           raw.headers,
-          replay.etag || undefined,
-          lastModifiedOf(replay),
+          stored.etag || undefined,
+          lastModifiedOf(stored),
         ),
         signal: raw.signal,
       });
@@ -391,6 +390,11 @@ async function forward(
 
 function lastModifiedOf(replay: Replay): string | undefined {
   return replay.headers.find(([name]) => name === "last-modified")?.[1];
+}
+
+/** Whether `replay` can be validated with the origin: a tag or a date. */
+function validatable(replay: Replay): boolean {
+  return replay.etag !== "" || lastModifiedOf(replay) !== undefined;
 }
 
 /**
@@ -647,11 +651,9 @@ function write(
   if (!tags) return undefined;
   const fresh = replay.fresh!;
   const expire = Math.max(fresh.lifetime - fresh.initialAge, STALE_ON_ARRIVAL);
-  const validator = replay.etag !== "" ||
-    replay.headers.some(([name]) => name === "last-modified");
   // Kept past expiry while it can still serve: revalidated (a validator), or
   // stale for a client's max-stale; never when it may not be served stale.
-  const usable = validator || !fresh.noStale;
+  const usable = validatable(replay) || !fresh.noStale;
   const staleFor = Math.min(
     MAX_SECONDS - expire,
     Math.max(

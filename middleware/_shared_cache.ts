@@ -4,9 +4,9 @@
 import {
   deltaSeconds,
   type Directives,
+  etagMatches,
   headerList,
   httpDate,
-  opaqueTag,
   parseCacheControl,
   parseIfNoneMatch,
   receivedAge,
@@ -269,11 +269,8 @@ export function withheldFields(directives: Directives): Set<string> {
 }
 
 /** Whether a response can be validated: it has an entity tag or a date. */
-export function hasValidator(headers: Iterable<[string, string]>): boolean {
-  for (const [name] of headers) {
-    if (name === "etag" || name === "last-modified") return true;
-  }
-  return false;
+export function hasValidator(headers: Headers): boolean {
+  return headers.has("etag") || headers.has("last-modified");
 }
 
 /** How a stored response may serve a request (§4, RFC 5861). */
@@ -364,9 +361,7 @@ export function clientHasIt(
 ): boolean {
   const ifNoneMatch = requestHeaders.get("if-none-match");
   if (ifNoneMatch !== null) {
-    if (!etag) return false;
-    const tags = parseIfNoneMatch(ifNoneMatch);
-    return tags.includes("*") || tags.includes(opaqueTag(etag));
+    return etagMatches(etag, parseIfNoneMatch(ifNoneMatch));
   }
   const since = httpDate(requestHeaders.get("if-modified-since"));
   const modified = httpDate(lastModified ?? null);

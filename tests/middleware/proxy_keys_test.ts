@@ -56,3 +56,23 @@ Deno.test("proxy mode: an unsafe method invalidates its URL on its own host only
   assert.equal(a.headers.get("x-cache"), "MISS");
   assert.equal(b.headers.get("x-cache"), "HIT");
 });
+
+Deno.test("proxy mode: a stale entry without a validator is forwarded with the client's own conditionals, untouched", async () => {
+  let now = 1_700_000_000_000;
+  const backend = new MemoryBackend({ now: () => now });
+  const seen: (string | null)[] = [];
+  const app = new Hono();
+  app.use("/*", cached({ backend, mode: "proxy" }));
+  app.get("/*", (c) => {
+    seen.push(c.req.header("if-none-match") ?? null);
+    // Fresh for a minute, and no ETag or Last-Modified to validate with.
+    return new Response("body", { headers: { "cache-control": "max-age=60" } });
+  });
+  assert.equal((await app.request("/s")).headers.get("x-cache"), "MISS");
+  now += 120_000; // stale now, kept for a client's max-stale
+  const stale = await app.request("/s", {
+    headers: { "if-none-match": '"client"' },
+  });
+  assert.match(stale.headers.get("cache-status")!, /fwd=stale/);
+  assert.deepEqual(seen, [null, '"client"']);
+});
